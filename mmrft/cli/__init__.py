@@ -1,0 +1,41 @@
+"""The ``mmrft`` command: train, eval, rewards."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mmrft.cli import eval as eval_cmd
+from mmrft.cli import rewards as rewards_cmd
+from mmrft.cli import train as train_cmd
+from mmrft.config import ConfigError
+from mmrft.data.errors import SampleError
+from mmrft.policies.loading import ModelLoadError
+
+# Errors a user can fix from the message alone: printed as one line, no traceback.
+USER_ERRORS = (ConfigError, ModelLoadError, SampleError, FileNotFoundError, KeyError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmrft", description="Reinforcement fine-tuning of multimodal policies.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train_cmd.add_parser(sub)
+    eval_cmd.add_parser(sub)
+    rewards_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"mmrft {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The typed config of ``mmrft train``: every field documented, defaults from the papers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mmrft.config.loader import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "tiny:qwen2_5_vl"
+    """A local directory in Hugging Face layout, a hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct; needs
+    hub access or the local HF cache), or ``tiny:<arch>`` (qwen2_vl, qwen2_5_vl, qwen3_vl) to build
+    a tiny random model locally and cache it."""
+    coord_convention: str | None = None
+    """How the model writes boxes: norm1000, input_pixels, pixels or unit. None takes the
+    architecture's own (Qwen2-VL and Qwen3-VL: norm1000; Qwen2.5-VL: input_pixels)."""
+    image_min_pixels: int | None = None
+    """Lower pixel budget per image (overrides the processor's); None keeps the processor's."""
+    image_max_pixels: int | None = None
+    """Upper pixel budget per image (overrides the processor's); None keeps the processor's."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights' dtype. bfloat16 is for GPUs."""
+    freeze_vision: bool = False
+    """Keep the vision tower's weights fixed."""
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    """Training JSONL (sample schema of DESIGN.md §2); media paths are relative to the file."""
+    heldout: str | None = None
+    """Held-out JSONL evaluated before and after training (and every eval_every steps)."""
+    synthetic: dict | None = None
+    """If set and ``train`` does not exist yet, generate it: keys of mmrft.data.synthetic
+    (task, train, heldout, seed, image_size), written next to ``train``."""
+    on_bad_sample: Literal["skip", "raise"] = "skip"
+    """A sample whose media or solution is broken is skipped and counted (data/skipped), or raises."""
+    shuffle: bool = True
+    """Visit the training set in a seeded random order, reshuffled every epoch."""
+
+
+@dataclass
+class GenerationConfig:
+    num_generations: int = 8
+    """G: completions sampled per prompt (one group)."""
+    max_new_tokens: int = 32
+    """Longest completion; longer ones are truncated."""
+    temperature: float = 1.0
+    """Sampling temperature (also divides the logits in the training forward, as in TRL)."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+
+
+@dataclass
+class RewardConfig:
+    name: str = ""
+    """A registered reward name, ``path/to/file.py:function``, or an entry point (group mmrft.rewards)."""
+    weight: float = 1.0
+    """Weight of this reward in the total reward."""
+
+
+@dataclass
+class AlgorithmConfig:
+    epsilon_low: float = 0.2
+    """Lower clip range of the importance ratio: 1 - epsilon_low (PPO / GRPO)."""
+    epsilon_high: float = 0.2
+    """Upper clip range: 1 + epsilon_high (DAPO's clip-higher raises it, e.g. 0.28)."""
+    beta: float = 0.0
+    """Coefficient of the k3 KL penalty to a frozen reference model; the reference is loaded only if > 0."""
+    advantage: str = "grpo"
+    """Advantage estimator (registered name): grpo = (r - group mean) / (group std + eps)."""
+    loss_aggregation: str = "token_mean"
+    """How per-token losses become one number: token_mean (DAPO; default), seq_mean_token_mean (GRPO paper),
+    seq_mean_token_sum_norm (Dr. GRPO)."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    """AdamW learning rate (peak, after warmup)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+    warmup_steps: int = 0
+    """Linear warmup from 0 to lr over this many optimizer steps, then constant."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm (0 disables)."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step; each micro-batch holds whole groups."""
+
+
+@dataclass
+class TrainConfig:
+    stage: Literal["grpo", "sft"] = "grpo"
+    """grpo: reinforcement fine-tuning with verifiable rewards; sft: supervised loss on assistant tokens."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy model."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training and held-out data."""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    """Sampling of completions (GRPO)."""
+    rewards: list[RewardConfig] = field(default_factory=list)
+    """Rewards summed (with weights) into the training signal (GRPO)."""
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    """The GRPO-family loss."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer and schedule."""
+    batch_size: int = 8
+    """Prompts per optimizer step (GRPO: each gets num_generations completions; SFT: samples)."""
+    max_steps: int = 100
+    """Optimizer steps to run."""
+    max_minutes: float | None = None
+    """Stop after this much training wall time (the equal-compute baseline uses it)."""
+    seed: int = 0
+    """Seed of weights' init, data order and sampling."""
+    output_dir: str = "runs/default"
+    """Run directory: config, metrics.jsonl, rollouts.jsonl, checkpoints/, eval results, summary.json."""
+    log_every: int = 1
+    """Write metrics every N steps."""
+    rollouts_every: int = 10
+    """Write the step's rollouts to rollouts.jsonl every N steps."""
+    save_every: int = 50
+    """Checkpoint every N steps (and at the end)."""
+    keep_last: int = 2
+    """Checkpoints kept; older ones are deleted."""
+    eval_every: int = 0
+    """Evaluate on the held-out split every N steps (0: only before and after training)."""
+    eval_samples: int = 200
+    """Held-out samples used by evaluation (the first N)."""
+    eval_before_after: bool = True
+    """Evaluate the starting model and the final one on the held-out split; print both, write summary.json."""
+    report_to: list[str] = field(default_factory=list)
+    """Extra metric sinks: tensorboard, wandb (metrics.jsonl is always written)."""
+    progress_bar: bool = True
+    """Show a progress bar with step, reward and step time."""
+
+    def validate(self) -> None:
+        if self.stage == "grpo" and not self.rewards:
+            raise ConfigError("rewards: a grpo stage needs at least one reward")
+        if self.stage == "grpo" and self.generation.num_generations < 2:
+            raise ConfigError("generation.num_generations: GRPO needs at least 2 completions per prompt")
+        if self.batch_size % self.optim.grad_accum:
+            raise ConfigError(f"optim.grad_accum: {self.optim.grad_accum} does not divide batch_size {self.batch_size}")
+        if not self.data.train:
+            raise ConfigError("data.train: a training JSONL is required")
+        unknown = set(self.report_to) - {"tensorboard", "wandb"}
+        if unknown:
+            raise ConfigError(f"report_to: unknown sink {sorted(unknown)[0]!r}; valid: tensorboard, wandb")

@@ -1,0 +1,135 @@
+"""Checks that a sample is usable for training or evaluation before it reaches a model."""
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
+
+from mmrft.data.errors import SampleError
+
+REQUIRED_KEYS = ("id", "messages", "solution", "task")
+_REMOTE_PREFIXES = ("http://", "https://", "data:")
+
+SolutionChecker = Callable[[Any], str | None]
+"""Takes a solution; returns why it is malformed, or None when it is fine."""
+
+SOLUTION_CHECKERS: dict[str, SolutionChecker] = {}
+
+
+def register_solution_checker(task: str) -> Callable[[SolutionChecker], SolutionChecker]:
+    """Register the solution checker for `task`; a second checker for one task raises."""
+
+    def register(checker: SolutionChecker) -> SolutionChecker:
+        if task in SOLUTION_CHECKERS:
+            raise ValueError(f"a solution checker for task {task!r} is already registered")
+        SOLUTION_CHECKERS[task] = checker
+        return checker
+
+    return register
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@register_solution_checker("grounding")
+def _check_box(solution: Any) -> str | None:
+    """A box in original-image pixels, xyxy, with positive width and height."""
+    if not isinstance(solution, list) or len(solution) != 4 or not all(map(_is_number, solution)):
+        return f"grounding solution must be 4 finite numbers [x1, y1, x2, y2], got {solution!r}"
+    x1, y1, x2, y2 = solution
+    if not (x1 < x2 and y1 < y2):
+        return f"grounding solution needs x1 < x2 and y1 < y2, got {solution!r}"
+    return None
+
+
+@register_solution_checker("classification")
+def _check_label(solution: Any) -> str | None:
+    if not isinstance(solution, str) or not solution.strip():
+        return f"classification solution must be a non-empty string, got {solution!r}"
+    return None
+
+
+@register_solution_checker("counting")
+def _check_count(solution: Any) -> str | None:
+    if not isinstance(solution, int) or isinstance(solution, bool) or solution < 0:
+        return f"counting solution must be an int >= 0, got {solution!r}"
+    return None
+
+
+def check_sample(sample: dict[str, Any]) -> None:
+    """Raise `SampleError` if `sample` breaks the sample schema or its images cannot be decoded.
+
+    Checks the required keys, the message structure, that every local image exists and decodes
+    fully, the solution against its task's checker, and `image_size` ([w, h]) when present.
+    Relative image paths are opened as given, so resolve them first (`JsonlDataset` does).
+    """
+    sample_id = str(sample.get("id", "<no id>"))
+
+    def fail(reason: str) -> SampleError:
+        return SampleError(sample_id, reason)
+
+    missing = [key for key in REQUIRED_KEYS if key not in sample]
+    if missing:
+        raise fail(f"missing keys: {', '.join(missing)}")
+    image_paths = _image_paths(sample["messages"], fail)
+
+    task = sample["task"]
+    checker = SOLUTION_CHECKERS.get(task) if isinstance(task, str) else None
+    if checker is None:
+        raise fail(f"unknown task {task!r}; known tasks: {', '.join(sorted(SOLUTION_CHECKERS))}")
+    problem = checker(sample["solution"])
+    if problem:
+        raise fail(problem)
+
+    size = sample.get("image_size")
+    if size is not None and not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise fail(f"image_size must be [width, height] of positive ints, got {size!r}")
+
+    decoded_sizes = [_decoded_size(path, fail) for path in image_paths]
+    if size is not None and len(decoded_sizes) == 1 and tuple(size) != decoded_sizes[0]:
+        width, height = decoded_sizes[0]
+        raise fail(f"image_size {size} does not match the image's {width}x{height}")
+
+
+def _image_paths(messages: Any, fail: Callable[[str], SampleError]) -> list[str]:
+    """Check the message structure and return the local image paths it names."""
+    if not isinstance(messages, list) or not messages:
+        raise fail("messages must be a non-empty list")
+    paths = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not {"role", "content"} <= message.keys():
+            raise fail(f"message {i} must be an object with 'role' and 'content'")
+        content = message["content"]
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list) or not all(isinstance(item, dict) for item in content):
+            raise fail(f"message {i} content must be a string or a list of objects")
+        for item in content:
+            if item.get("type") != "image":
+                continue
+            path = item.get("image")
+            if not isinstance(path, str):
+                raise fail(f"message {i} has an image item without an 'image' path")
+            if not path.startswith(_REMOTE_PREFIXES):
+                paths.append(path.removeprefix("file://"))
+    return paths
+
+
+def _decoded_size(path: str, fail: Callable[[str], SampleError]) -> tuple[int, int]:
+    """Decode the whole image (so truncation is caught) and return its (width, height)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.size
+    except FileNotFoundError:
+        raise fail(f"image not found: {path}") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        # PIL reports corrupt data as OSError (truncated, unidentified), SyntaxError (bad PNG
+        # chunks) or ValueError, depending on where decoding breaks.
+        raise fail(f"corrupt image: {path} ({e})") from None

@@ -1,0 +1,28 @@
+"""Human-readable reports of evaluation results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def summary_table(summary: dict) -> str:
+    """A markdown table: one row per (split, metric), one column per checkpoint (start, final)."""
+    columns = [name for name in ("start", "final") if summary.get(name)]
+    if not columns:
+        return ""
+    lines = ["| split | metric | " + " | ".join(columns) + " | change |", "|---|---|" + "---|" * (len(columns) + 1)]
+    first = summary[columns[0]]
+    for split, result in first.items():
+        for metric in result["metrics"]:
+            values = [summary[c][split]["metrics"][metric] for c in columns]
+            change = f"{values[-1] - values[0]:+.3f}" if len(values) > 1 else ""
+            lines.append(f"| {split} (n={result['n']}) | {metric} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {change} |")
+    return "\n".join(lines)
+
+
+def print_summary(summary: dict, output_dir: str | Path) -> None:
+    table = summary_table(summary)
+    if table:
+        print("\n" + table)
+        print(f"\nsummary: {Path(output_dir) / 'summary.json'}")
+    print(f"final checkpoint: {summary['final_checkpoint']}")

@@ -1,0 +1,75 @@
+"""Resolve a model reference (local dir, hub id, or ``tiny:<arch>``) and load it as a policy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from mmrft.policies.qwen_vl import QwenVLPolicy
+from mmrft.policies.tiny import ARCHS, build_tiny_model
+from mmrft.rewards.coords import MODEL_COORD_CONVENTION
+
+TINY_PREFIX = "tiny:"
+TINY_VERSION = 1  # bump when the tiny builder changes, so stale caches are rebuilt
+
+
+class ModelLoadError(RuntimeError):
+    """A model reference that cannot be resolved; the message is one line naming it."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MMRFT_CACHE", Path.home() / ".cache" / "mmrft"))
+
+
+def resolve_model(reference: str) -> str:
+    """A path or hub id that ``from_pretrained`` accepts; ``tiny:<arch>`` is built on first use."""
+    if reference.startswith(TINY_PREFIX):
+        arch = reference[len(TINY_PREFIX) :]
+        if arch not in ARCHS:
+            raise ModelLoadError(f"model '{reference}': unknown tiny architecture; known: {', '.join(ARCHS)}")
+        path = cache_dir() / f"tiny-{arch}-v{TINY_VERSION}"
+        if not (path / "config.json").is_file():
+            build_tiny_model(arch, path, seed=0)
+        return str(path)
+    return reference
+
+
+def load_model_and_processor(reference: str, dtype: str = "float32"):
+    """Load with the Auto classes; a hub id that cannot be reached raises :class:`ModelLoadError`."""
+    path = resolve_model(reference)
+    looks_local = path.startswith((".", "/", "~")) or Path(path).exists()
+    if looks_local and not (Path(path).expanduser() / "config.json").is_file():
+        raise ModelLoadError(f"model '{reference}': no config.json in local directory {path}")
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
+        processor = AutoProcessor.from_pretrained(path)
+    except OSError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"model '{reference}' could not be loaded: not a local directory and not reachable on the hub "
+            f"or in the local cache ({reason})"
+        ) from None
+    return model, processor
+
+
+def load_policy(model_config) -> QwenVLPolicy:
+    """Build a :class:`QwenVLPolicy` from a :class:`mmrft.config.ModelConfig`."""
+    model, processor = load_model_and_processor(model_config.name_or_path, model_config.dtype)
+    arch = model.config.model_type
+    convention = model_config.coord_convention or MODEL_COORD_CONVENTION.get(arch)
+    if convention is None:
+        raise ModelLoadError(
+            f"model '{model_config.name_or_path}': architecture {arch} has no known box convention; "
+            "set model.coord_convention"
+        )
+    if model_config.freeze_vision:
+        model.model.visual.requires_grad_(False)
+    pixels = {
+        key: value
+        for key, value in (("min_pixels", model_config.image_min_pixels), ("max_pixels", model_config.image_max_pixels))
+        if value is not None
+    }
+    return QwenVLPolicy(model, processor, coord_convention=convention, image_pixels=pixels)

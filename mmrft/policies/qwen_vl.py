@@ -1,0 +1,193 @@
+"""QwenVLPolicy: a Qwen-VL model as a policy that samples completions and scores their tokens.
+
+The log-prob grain is the token: :meth:`QwenVLPolicy.sample` returns, for every generated
+token, ``log softmax(logits / T)`` of the full vocabulary at the generation forward, and
+:meth:`QwenVLPolicy.token_logprobs` recomputes the same quantity in a training forward over
+``[prompt | completion]``. Both use the same M-RoPE positions (computed once from the prompt
+with ``mm_token_type_ids``), so the two agree to float precision (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mmrft.policies.inputs import PromptBatch, build_prompt_batch, encode_visuals, gather_visuals
+
+# Tokens a young model may sample that would break the next forward (image features vs tokens)
+# or start a new turn.
+SUPPRESSED_TOKENS = ("<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+@dataclass
+class Rollout:
+    """Completions sampled for a :class:`PromptBatch`; row ``i`` continues prompt ``prompt_index[i]``."""
+
+    prompt_index: torch.Tensor  # (N,)
+    completion_ids: torch.Tensor  # (N, T), padded after the stop token
+    completion_mask: torch.Tensor  # (N, T), 1 up to and including the stop token
+    logprobs: torch.Tensor  # (N, T), generation-time log-probs of the sampled tokens
+    texts: list[str]
+    truncated: torch.Tensor  # (N,), True where no stop token was produced
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    cumulative = sorted_logits.softmax(-1).cumsum(-1)
+    drop = cumulative - sorted_logits.softmax(-1) > top_p  # keep the token that crosses p
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
+
+
+class QwenVLPolicy:
+    """A Qwen2-VL / Qwen2.5-VL / Qwen3-VL model and processor, wrapped for RFT."""
+
+    def __init__(self, model, processor, coord_convention: str, image_pixels: dict[str, int] | None = None):
+        self.model = model
+        self.processor = processor
+        self.coord_convention = coord_convention
+        self.image_pixels = image_pixels or {}
+        tok = processor.tokenizer
+        self.pad_id = tok.pad_token_id
+        self.stop_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in STOP_TOKENS if t in tok.get_vocab()])
+        self.suppressed_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in SUPPRESSED_TOKENS if t in tok.get_vocab()])
+        self.vision_encodes = 0  # images run through the vision tower since the last reset
+
+    @property
+    def arch(self) -> str:
+        return self.model.config.model_type
+
+    def prompts(self, samples: list[dict]) -> PromptBatch:
+        """Process samples into a :class:`PromptBatch` (left-padded, visuals deduplicated)."""
+        return build_prompt_batch(samples, self.processor, self.model, self.image_pixels)
+
+    def _encode(self, batch: PromptBatch, prompt_rows: list[int]):
+        encoded = encode_visuals(self.model, batch.visuals)
+        self.vision_encodes += len(batch.visuals)
+        return gather_visuals(encoded, [batch.visual_index[p] for p in prompt_rows])
+
+    @torch.no_grad()
+    def sample(
+        self,
+        batch: PromptBatch,
+        num_samples: int = 1,
+        max_new_tokens: int = 32,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Rollout:
+        """Sample ``num_samples`` completions per prompt (greedy when ``temperature == 0``).
+
+        One prefill per prompt: the vision tower and the prompt run once, and the KV cache is
+        repeated for the prompt's samples. Log-probs are of ``softmax(logits / T)`` (T=1 for greedy).
+        """
+        model = self.model
+        P = len(batch)
+        out = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            mm_encoder_outputs={"image": self._encode(batch, list(range(P)))} if len(batch.visuals) else None,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache = out.cache
+        cache.batch_repeat_interleave(num_samples)
+        logits = out.logits[:, -1].repeat_interleave(num_samples, 0)
+        attention = batch.attention_mask.repeat_interleave(num_samples, 0)
+        position = batch.next_position.repeat_interleave(num_samples, 0)
+        N = P * num_samples
+        tokens, logprobs = [], []
+        done = torch.zeros(N, dtype=torch.bool)
+        scale = temperature if temperature > 0 else 1.0
+        for t in range(max_new_tokens):
+            scaled = logits.float() / scale
+            step_logprobs = scaled.log_softmax(-1)
+            allowed = scaled.clone()
+            allowed[:, self.suppressed_ids] = float("-inf")
+            if temperature > 0:
+                probs = _top_p_filter(allowed, top_p).softmax(-1)
+                token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                token = allowed.argmax(-1)
+            token = torch.where(done, torch.full_like(token, self.pad_id), token)
+            tokens.append(token)
+            logprobs.append(step_logprobs.gather(1, token[:, None]).squeeze(1).masked_fill(done, 0.0))
+            done = done | torch.isin(token, self.stop_ids)
+            if bool(done.all()) or t == max_new_tokens - 1:
+                break
+            attention = torch.cat([attention, torch.ones(N, 1, dtype=attention.dtype)], dim=1)
+            out = model(
+                input_ids=token[:, None],
+                attention_mask=attention,
+                position_ids=(position + t).view(1, N, 1).expand(3, N, 1),
+                cache=cache,
+                use_cache=True,
+            )
+            logits = out.logits[:, -1]
+        completion_ids = torch.stack(tokens, 1)
+        is_stop = torch.isin(completion_ids, self.stop_ids)
+        # Mask: every token up to and including the first stop token.
+        after_stop = (is_stop.cumsum(1) - is_stop.long()) > 0
+        completion_mask = (~after_stop).long()
+        texts = self.processor.tokenizer.batch_decode(
+            completion_ids.masked_fill(~completion_mask.bool() | is_stop, self.pad_id), skip_special_tokens=True
+        )
+        return Rollout(
+            prompt_index=torch.arange(P).repeat_interleave(num_samples),
+            completion_ids=completion_ids,
+            completion_mask=completion_mask,
+            logprobs=torch.stack(logprobs, 1) * completion_mask,
+            texts=texts,
+            truncated=~is_stop.any(1),
+        )
+
+    def token_logprobs(
+        self,
+        batch: PromptBatch,
+        prompt_index: torch.Tensor,
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+        temperature: float = 1.0,
+        model=None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probs and entropies of completions, from a training forward.
+
+        Rows are ``[prompt[prompt_index[i]] | completion_ids[i]]``. Each unique visual in
+        ``batch`` is encoded once and shared by all rows that use it. ``model`` defaults to the
+        policy's own (pass a frozen reference model to score under it).
+        """
+        model = model or self.model
+        rows = prompt_index.tolist()
+        T = completion_ids.shape[1]
+        input_ids = torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1)
+        attention = torch.cat([batch.attention_mask[prompt_index], completion_mask.to(batch.attention_mask.dtype)], dim=1)
+        steps = torch.arange(T).view(1, 1, T)
+        completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + steps).expand(3, -1, -1)
+        position_ids = torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2)
+        visuals = None
+        if len(batch.visuals):
+            encoded = encode_visuals(model, batch.visuals)
+            self.vision_encodes += len(batch.visuals)
+            visuals = {"image": gather_visuals(encoded, [batch.visual_index[p] for p in rows])}
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention,
+            position_ids=position_ids,
+            mm_encoder_outputs=visuals,
+            use_cache=False,
+            logits_to_keep=T + 1,
+        )
+        logits = out.logits[:, :-1].float() / (temperature if temperature > 0 else 1.0)
+        logp_all = F.log_softmax(logits, dim=-1)
+        logprobs = logp_all.gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        return logprobs * completion_mask, entropy * completion_mask

@@ -1,0 +1,69 @@
+"""The run directory: resolved config, metrics.jsonl, rollouts.jsonl and optional metric sinks."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from mmrft.config import to_dict
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunDir:
+    """Owns everything a run writes; nothing is written outside ``root``."""
+
+    def __init__(self, root: str | Path, config, report_to: list[str] = ()):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        self.checkpoints = self.root / "checkpoints"
+        self.sinks = [_make_sink(name, self.root) for name in report_to]
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop log lines of steps after the checkpoint (they will be redone)."""
+        for name in ("metrics.jsonl", "rollouts.jsonl"):
+            path = self.root / name
+            if path.is_file():
+                keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+                path.write_text("".join(line + "\n" for line in keep))
+
+    def log_metrics(self, metrics: dict) -> None:
+        with open(self.root / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({k: _jsonable(v) for k, v in metrics.items()}) + "\n")
+        for sink in self.sinks:
+            sink(metrics)
+
+    def log_rollouts(self, rows: list[dict]) -> None:
+        with open(self.root / "rollouts.jsonl", "a") as f:
+            for row in rows:
+                f.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
+
+    def write_json(self, name: str, data: dict) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+        return path
+
+
+def _make_sink(name: str, root: Path):
+    if name == "tensorboard":
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(root / "tensorboard"))
+        return lambda m: [writer.add_scalar(k, v, m["step"]) for k, v in m.items() if isinstance(v, (int, float))]
+    if name == "wandb":
+        import wandb
+
+        run = wandb.init(dir=str(root), config=yaml.safe_load((root / "config.yaml").read_text()))
+        return lambda m: run.log(m, step=m["step"])
+    raise ValueError(f"unknown metric sink {name!r}")

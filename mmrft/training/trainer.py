@@ -1,0 +1,200 @@
+"""The training loop shared by the SFT and GRPO stages: setup, resume, logging, checkpoints, eval.
+
+A stage subclasses :class:`Trainer` and implements :meth:`Trainer.train_step` (one optimizer
+step on a batch of samples, returning its metrics). Everything else — the seeded resumable data
+stream, AdamW with warmup, atomic checkpoints, metrics.jsonl and the before/after evaluation —
+lives here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mmrft.config import TrainConfig
+from mmrft.data.jsonl import JsonlDataset
+from mmrft.data.synthetic.shapes import write_split
+from mmrft.eval.evaluate import evaluate
+from mmrft.policies.loading import load_policy
+from mmrft.training.checkpoint import (
+    list_checkpoints,
+    load_trainer_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from mmrft.training.run_dir import RunDir
+from mmrft.training.stream import SampleStream
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(config: TrainConfig) -> None:
+    """Generate the synthetic training/held-out files named in the config if they are missing."""
+    spec = config.data.synthetic
+    train = Path(config.data.train)
+    if spec is None or train.is_file():
+        return
+    spec = dict(spec)
+    task, seed, size = spec.pop("task"), spec.pop("seed", 0), spec.pop("image_size", 112)
+    for split, n in spec.items():
+        write_split(task, split, train.parent, n=int(n), seed=seed, image_size=size)
+    log.info("generated synthetic %s data in %s", task, train.parent)
+
+
+class Trainer:
+    """One training run: owns the policy, optimizer, data stream and run directory."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False):
+        self.config = config
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+        prepare_data(config)
+        self.run = RunDir(config.output_dir, config, config.report_to)
+        self.policy = load_policy(config.model)
+        self.model = self.policy.model
+        self.dataset = JsonlDataset(config.data.train)
+        self.heldout = JsonlDataset(config.data.heldout) if config.data.heldout else None
+        self.stream = SampleStream(self.dataset, config.seed, config.data.shuffle, config.data.on_bad_sample)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = config.optim
+        self.optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
+        warmup = max(opt.warmup_steps, 0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.elapsed = 0.0  # training wall time, carried across resumes
+        if resume:
+            self._restore()
+
+    # -- one optimizer step; stages implement this ------------------------------------------
+    def train_step(self, samples: list[dict]) -> dict:
+        raise NotImplementedError
+
+    def optimizer_step(self) -> float:
+        """Clip, step, schedule; returns the pre-clip gradient norm."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        max_norm = self.config.optim.max_grad_norm
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "stream": self.stream.state_dict(),
+            "rng": rng_state(),
+            "generator": self.generator.get_state(),
+        }
+
+    def save(self) -> Path:
+        return save_checkpoint(
+            self.run.checkpoints, self.step, self.model, self.policy.processor, self._state(), self.config.keep_last
+        )
+
+    def _restore(self) -> None:
+        found = list_checkpoints(self.run.checkpoints)
+        if not found:
+            log.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoints)
+            return
+        latest = found[-1]
+        state = load_trainer_state(latest)
+        from safetensors.torch import load_file
+
+        weights = {}
+        for shard in sorted(latest.glob("*.safetensors")):
+            weights.update(load_file(shard))
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        missing = [m for m in missing if not m.endswith("lm_head.weight") or "lm_head.weight" not in str(weights.keys())]
+        if unexpected:
+            raise RuntimeError(f"checkpoint {latest} does not match the model: unexpected {unexpected[:3]}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stream.load_state_dict(state["stream"])
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["generator"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.run.truncate_after(self.step)
+        log.info("resumed from %s at step %d", latest, self.step)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate_heldout(self, tag: str) -> dict:
+        """Held-out (and a same-size slice of train) metrics; written to eval/<tag>/."""
+        results = {}
+        was_training = self.model.training
+        self.model.eval()
+        for split, data in (("heldout", self.heldout), ("train", self.dataset)):
+            result = evaluate(
+                self.policy, data, limit=self.config.eval_samples, max_new_tokens=self.config.generation.max_new_tokens
+            )
+            self.run.write_json(f"eval/{tag}/{split}/eval.json", result.as_json(split, tag))
+            results[split] = result.as_json(split, tag)
+        self.model.train(was_training)
+        return results
+
+    # -- the loop ------------------------------------------------------------------------
+    def train(self) -> dict:
+        """Run to max_steps (or max_minutes); returns the summary (also written to summary.json)."""
+        cfg = self.config
+        summary_path = self.run.root / "eval" / "start.json"
+        before = None
+        if cfg.eval_before_after and self.heldout is not None:
+            if summary_path.is_file():
+                import json
+
+                before = json.loads(summary_path.read_text())
+            else:
+                before = self.evaluate_heldout("start")
+                self.run.write_json("eval/start.json", before)
+        self.model.train()
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress_bar, dynamic_ncols=True)
+        while self.step < cfg.max_steps:
+            if cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60:
+                log.info("max_minutes reached after %d steps", self.step)
+                break
+            t0 = time.perf_counter()
+            samples = self.stream.next_batch(cfg.batch_size)
+            metrics = self.train_step(samples)
+            self.step += 1
+            step_time = time.perf_counter() - t0
+            self.elapsed += step_time
+            metrics = {
+                "step": self.step,
+                **metrics,
+                "lr": self.scheduler.get_last_lr()[0],
+                "data/skipped": sum(self.stream.skipped.values()),
+                "time/step_s": step_time,
+                "time/elapsed_s": self.elapsed,
+            }
+            if cfg.eval_every and self.heldout is not None and self.step % cfg.eval_every == 0:
+                for name, value in self.evaluate_heldout(f"step-{self.step:06d}")["heldout"]["metrics"].items():
+                    metrics[f"eval/{name}"] = value
+            if self.step % cfg.log_every == 0:
+                self.run.log_metrics(metrics)
+            if self.step % cfg.save_every == 0:
+                self.save()
+            bar.update(1)
+            bar.set_postfix(self.progress_fields(metrics))
+        bar.close()
+        final = self.save()
+        summary = {"start": before, "final": None, "final_checkpoint": str(final), "steps": self.step}
+        if cfg.eval_before_after and self.heldout is not None:
+            summary["final"] = self.evaluate_heldout("final")
+            self.run.write_json("summary.json", summary)
+        return summary
+
+    def progress_fields(self, metrics: dict) -> dict:
+        return {"loss": f"{metrics.get('loss', 0):.4f}", "s/step": f"{metrics['time/step_s']:.2f}"}

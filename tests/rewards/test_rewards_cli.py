@@ -1,0 +1,50 @@
+import argparse
+import json
+from pathlib import Path
+
+from mmrft.cli.rewards import add_parser
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(argv, capsys):
+    parser = argparse.ArgumentParser(prog="mmrft")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_list(capsys):
+    lines = _run(["rewards", "list"], capsys)
+    assert any(line.startswith("box_iou\t[0, 1]\t") for line in lines)
+
+
+def test_score_completions(capsys):
+    lines = _run(
+        ["rewards", "score", "box_iou", "--completion", "<answer>[0, 0, 50, 50]</answer>", "--completion", "nope",
+         "--solution", "[0, 0, 100, 50]", "--column", "image_size=[200, 100]"],
+        capsys,
+    )
+    assert [json.loads(line)["score"] for line in lines] == [0.5, 0.0]
+
+
+def test_score_file(tmp_path, capsys):
+    path = tmp_path / "samples.jsonl"
+    rows = [
+        {"completion": "<answer>cat</answer>", "solution": "cat"},
+        {"completion": "<answer>cat or dog</answer>", "solution": "cat"},
+        {"completion": "<answer>狗</answer>", "solution": ["狗", "dog"]},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", encoding="utf-8")
+    lines = _run(["rewards", "score", "classification", "--file", str(path)], capsys)
+    out = [json.loads(line) for line in lines]
+    assert [o["score"] for o in out] == [1.0, 0.0, 1.0]
+    assert out[2]["completion"] == "<answer>狗</answer>"
+
+
+def test_score_plugin_by_path(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    lines = _run(["rewards", "score", "rewards/example_plugin.py:answer_length_penalty", "--completion",
+                  "<answer>ok</answer>"], capsys)
+    assert json.loads(lines[0])["score"] == 1.0
