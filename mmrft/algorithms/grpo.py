@@ -27,7 +27,7 @@ def group_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float 
     for g in group_ids.unique():
         rows = (group_ids == g) & ~rewards.isnan()
         r = rewards[rows]
-        if r.numel() < 2:
+        if r.numel() < 2 or bool((r == r[0]).all()):  # zero variance: 0, also when eps == 0
             continue
         adv[rows] = (r - r.mean()) / (r.std() + eps)
     return adv

@@ -8,6 +8,7 @@ lives here once.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -20,7 +21,7 @@ from mmrft.config import TrainConfig
 from mmrft.data.jsonl import JsonlDataset
 from mmrft.data.synthetic.shapes import write_split
 from mmrft.eval.evaluate import evaluate
-from mmrft.policies.loading import load_policy
+from mmrft.policies.loading import load_model_and_processor, load_policy
 from mmrft.training.checkpoint import (
     list_checkpoints,
     load_trainer_state,
@@ -112,15 +113,8 @@ class Trainer:
             return
         latest = found[-1]
         state = load_trainer_state(latest)
-        from safetensors.torch import load_file
-
-        weights = {}
-        for shard in sorted(latest.glob("*.safetensors")):
-            weights.update(load_file(shard))
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        missing = [m for m in missing if not m.endswith("lm_head.weight") or "lm_head.weight" not in str(weights.keys())]
-        if unexpected:
-            raise RuntimeError(f"checkpoint {latest} does not match the model: unexpected {unexpected[:3]}")
+        saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
+        self.model.load_state_dict(saved.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
@@ -153,8 +147,6 @@ class Trainer:
         before = None
         if cfg.eval_before_after and self.heldout is not None:
             if summary_path.is_file():
-                import json
-
                 before = json.loads(summary_path.read_text())
             else:
                 before = self.evaluate_heldout("start")

@@ -1,0 +1,96 @@
+"""Encoding each unique image once and sharing it across completions changes nothing numerically.
+
+Reference path: the model's own forward with ``pixel_values`` repeated for every row (the vision
+tower runs once per completion, as TRL does). The policy's shared path must give the same
+log-probs and the same gradients in every vision-tower parameter.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmrft.data.jsonl import JsonlDataset
+
+ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+
+
+def reference_logprobs(policy, batch, prompt_index, completion_ids, completion_mask):
+    """Log-probs from the plain HF forward, each row carrying its own copy of its images."""
+    rows = prompt_index.tolist()
+    T = completion_ids.shape[1]
+    input_ids = torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1)
+    attention = torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1)
+    completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + torch.arange(T).view(1, 1, T)).expand(3, -1, -1)
+    position_ids = torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2)
+    mm_types = torch.cat([batch.mm_token_type_ids[prompt_index], torch.zeros_like(completion_ids)], dim=1)
+    images = [i for p in rows for i in batch.visual_index[p]]
+    out = policy.model(
+        input_ids=input_ids,
+        attention_mask=attention,
+        position_ids=position_ids,
+        mm_token_type_ids=mm_types,
+        pixel_values=torch.cat([batch.visuals.pixel_values[i] for i in images]),
+        image_grid_thw=torch.stack([batch.visuals.grid_thw[i] for i in images]),
+        use_cache=False,
+    )
+    logits = out.logits[:, -T - 1 : -1].float()
+    logprobs = F.log_softmax(logits, -1).gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
+    return logprobs * completion_mask
+
+
+def vision_grads(policy) -> dict[str, torch.Tensor]:
+    grads = {n: p.grad.clone() for n, p in policy.model.model.visual.named_parameters()}
+    policy.model.zero_grad(set_to_none=True)
+    return grads
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shared_vision_matches_per_row_encoding(arch, load_tiny_policy, grounding_data):
+    policy = load_tiny_policy(arch)
+    policy.model.eval()  # no dropout in these models; eval keeps it explicit
+    dataset = JsonlDataset(grounding_data.train)
+    samples = [dataset[0], dataset[1]]
+    batch = policy.prompts(samples)
+    assert len(batch.visuals) == 2
+    rollout = policy.sample(batch, num_samples=4, max_new_tokens=8, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(rollout.completion_ids.shape, generator=torch.Generator().manual_seed(1))
+
+    policy.vision_encodes = 0
+    shared, _ = policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
+    assert policy.vision_encodes == 2  # 2 prompts x 4 completions: 2 images encoded, not 8
+    (shared * weights).sum().backward()
+    shared_grads = vision_grads(policy)
+
+    reference = reference_logprobs(policy, batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
+    (reference * weights).sum().backward()
+    reference_grads = vision_grads(policy)
+
+    torch.testing.assert_close(shared.detach(), reference.detach(), atol=1e-5, rtol=0)
+    assert shared_grads.keys() == reference_grads.keys() and len(shared_grads) > 0
+    nonzero = 0
+    for name, grad in shared_grads.items():
+        torch.testing.assert_close(grad, reference_grads[name], rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+        nonzero += bool(grad.abs().sum() > 0)
+    # The loss reaches the tower: gradients are not trivially equal because both are zero.
+    assert nonzero >= len(shared_grads) - 2, f"only {nonzero}/{len(shared_grads)} vision params got gradient"
+
+
+def test_vision_encodes_counts_unique_images(load_tiny_policy, grounding_data):
+    """Prompts that share an image encode it once; generation and training each encode once."""
+    policy = load_tiny_policy("qwen2_5_vl")
+    policy.model.eval()
+    dataset = JsonlDataset(grounding_data.train)
+    same_image = dataset[0]
+    same_image["id"] = "copy-of-0"
+    same_image["messages"][0]["content"][1]["text"] = "Locate the red circle. Answer with the box as <answer>[x1, y1, x2, y2]</answer>."
+    batch = policy.prompts([dataset[0], same_image, dataset[1]])
+    assert len(batch.visuals) == 2 and batch.visual_index == [[0], [0], [1]]
+
+    policy.vision_encodes = 0
+    rollout = policy.sample(batch, num_samples=4, max_new_tokens=4, generator=torch.Generator().manual_seed(0))
+    assert policy.vision_encodes == 2  # one prefill over the 2 unique images for 12 completions
+    with torch.no_grad():
+        policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
+    assert policy.vision_encodes == 4
