@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import huggingface_hub
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -37,12 +38,28 @@ def resolve_model(reference: str) -> str:
     return reference
 
 
+def _check_hub_reachable(reference: str, repo_id: str) -> None:
+    """Fail in seconds, not after a minute of retries, when a hub id is neither cached nor reachable."""
+    if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    try:
+        huggingface_hub.HfApi().model_info(repo_id, timeout=10)
+    except Exception as err:  # offline mode, DNS failure, 404, gated repo: all mean "cannot load"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"model '{reference}' could not be loaded: not a local directory, not in the Hugging Face cache, "
+            f"and the hub cannot be reached ({reason})"
+        ) from None
+
+
 def load_model_and_processor(reference: str, dtype: str = "float32"):
     """Load with the Auto classes; a hub id that cannot be reached raises :class:`ModelLoadError`."""
     path = resolve_model(reference)
     looks_local = path.startswith((".", "/", "~")) or Path(path).exists()
     if looks_local and not (Path(path).expanduser() / "config.json").is_file():
         raise ModelLoadError(f"model '{reference}': no config.json in local directory {path}")
+    if not looks_local:
+        _check_hub_reachable(reference, path)
     try:
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
         processor = AutoProcessor.from_pretrained(path)
