@@ -40,11 +40,11 @@ def resolve_model(reference: str) -> str:
 
 def _check_hub_reachable(reference: str, repo_id: str) -> None:
     """Fail in seconds, not after a minute of retries, when a hub id is neither cached nor reachable."""
-    if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
-        return
     try:
+        if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+            return
         huggingface_hub.HfApi().model_info(repo_id, timeout=10)
-    except Exception as err:  # offline mode, DNS failure, 404, gated repo: all mean "cannot load"
+    except Exception as err:  # invalid id, offline mode, DNS failure, 404, gated repo: all mean "cannot load"
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(
             f"model '{reference}' could not be loaded: not a local directory, not in the Hugging Face cache, "
@@ -55,7 +55,8 @@ def _check_hub_reachable(reference: str, repo_id: str) -> None:
 def load_model_and_processor(reference: str, dtype: str = "float32"):
     """Load with the Auto classes; a hub id that cannot be reached raises :class:`ModelLoadError`."""
     path = resolve_model(reference)
-    looks_local = path.startswith((".", "/", "~")) or Path(path).exists()
+    # A hub id is "name" or "namespace/name"; anything else is a local path.
+    looks_local = path.startswith((".", "/", "~")) or path.count("/") > 1 or Path(path).exists()
     if looks_local and not (Path(path).expanduser() / "config.json").is_file():
         raise ModelLoadError(f"model '{reference}': no config.json in local directory {path}")
     if not looks_local:

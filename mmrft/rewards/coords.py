@@ -79,6 +79,22 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union
 
 
+def box_giou(a: Box, b: Box) -> float:
+    """Generalised IoU (Rezatofighi et al., CVPR 2019): IoU - |C \\ (A ∪ B)| / |C|, C the enclosing box.
+
+    In [-1, 1]. -1.0 if either box is inverted or has no positive area: unlike IoU, GIoU rewards
+    a far-off valid box below 0, so an invalid one must not score better than that.
+    """
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    if ax2 <= ax1 or ay2 <= ay1 or bx2 <= bx1 or by2 <= by1:
+        return -1.0
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    hull = (max(ax2, bx2) - min(ax1, bx1)) * (max(ay2, by2) - min(ay1, by1))
+    return inter / union - (hull - union) / hull
+
+
 def format_box(box: Box) -> str:
     """Render a box with integer coordinates, e.g. ``[12, 30, 55, 80]``."""
     return "[" + ", ".join(str(round(v)) for v in box) + "]"

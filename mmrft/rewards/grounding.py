@@ -1,4 +1,4 @@
-"""Grounding reward: IoU of the answered box with the ground-truth box, in original-image pixels."""
+"""Grounding rewards in original-image pixels: box IoU and GIoU, and GUI point-in-box."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmrft.rewards.coords import Size, box_iou, clip_box, to_original
-from mmrft.rewards.parsing import completion_text, extract_answer, parse_box
+from mmrft.rewards.coords import Size, box_giou, box_iou, clip_box, to_original
+from mmrft.rewards.parsing import completion_text, extract_answer, parse_box, parse_point
 from mmrft.rewards.registry import register_reward
 
 
@@ -28,6 +28,15 @@ def ground_truth_box(solution: Any, image_size: Size) -> list[float] | None:
     return box if x2 > x1 and y2 > y1 else None
 
 
+def answered_box(text: str, image_size: Size, input_size: Size | None = None, convention: str = "pixels") -> list[float] | None:
+    """The last answer block's box converted from `convention` to original pixels and clipped; None if malformed."""
+    answer = extract_answer(text)
+    box = parse_box(answer) if answer is not None else None
+    if box is None:
+        return None
+    return clip_box(to_original(box, convention, image_size, input_size), image_size)
+
+
 def score_box(
     text: str, solution: Any, image_size: Size, input_size: Size | None = None, convention: str = "pixels"
 ) -> float | None:
@@ -38,11 +47,52 @@ def score_box(
     gt = ground_truth_box(solution, image_size)
     if gt is None:
         return None
+    box = answered_box(text, image_size, input_size, convention)
+    return 0.0 if box is None else box_iou(box, gt)
+
+
+def score_box_giou(
+    text: str, solution: Any, image_size: Size, input_size: Size | None = None, convention: str = "pixels"
+) -> float | None:
+    """GIoU of the answered box with `solution`, in [-1, 1]; -1.0 for a malformed or degenerate answer."""
+    gt = ground_truth_box(solution, image_size)
+    if gt is None:
+        return None
+    box = answered_box(text, image_size, input_size, convention)
+    return -1.0 if box is None else box_giou(box, gt)
+
+
+def score_point(
+    text: str, solution: Any, image_size: Size, input_size: Size | None = None, convention: str = "pixels"
+) -> float | None:
+    """1.0 if the answered point lies in the solution box, boundaries included (GUI grounding), else 0.0.
+
+    The answer is a point `(x, y)` or a box, which stands for its centre; both in `convention`.
+    """
+    gt = ground_truth_box(solution, image_size)
+    if gt is None:
+        return None
     answer = extract_answer(text)
-    box = parse_box(answer) if answer is not None else None
-    if box is None:
+    if answer is None:
         return 0.0
-    return box_iou(clip_box(to_original(box, convention, image_size, input_size), image_size), gt)
+    point = parse_point(answer)
+    if point is None:
+        box = parse_box(answer)
+        if box is None or box[2] < box[0] or box[3] < box[1]:
+            return 0.0
+        point = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
+    x, y, _, _ = to_original([*point, *point], convention, image_size, input_size)
+    return float(gt[0] <= x <= gt[2] and gt[1] <= y <= gt[3])
+
+
+def _box_columns(score, completions, solution, image_size, input_size, coord_convention) -> list[float | None]:
+    n = len(completions)
+    input_size = input_size or [None] * n
+    coord_convention = coord_convention or [None] * n
+    return [
+        score(completion_text(c), gt, size, inp, conv or "pixels")
+        for c, gt, size, inp, conv in zip(completions, solution, image_size, input_size, coord_convention, strict=True)
+    ]
 
 
 @register_reward("box_iou", description="IoU of the answered box with the ground-truth box (original pixels)")
@@ -56,13 +106,37 @@ def box_iou_reward(
 ) -> list[float | None]:
     """Columns: `solution` (xyxy original pixels), `image_size` and `input_size` as (w, h),
     `coord_convention` (per sample; "pixels" when the column is missing)."""
-    n = len(completions)
-    input_size = input_size or [None] * n
-    coord_convention = coord_convention or [None] * n
-    return [
-        score_box(completion_text(c), gt, size, inp, conv or "pixels")
-        for c, gt, size, inp, conv in zip(completions, solution, image_size, input_size, coord_convention, strict=True)
-    ]
+    return _box_columns(score_box, completions, solution, image_size, input_size, coord_convention)
+
+
+@register_reward(
+    "box_giou", range=(-1.0, 1.0), description="GIoU of the answered box with the ground truth; -1 if malformed"
+)
+def box_giou_reward(
+    completions: list[Any],
+    solution: list[Any],
+    image_size: list[Size],
+    input_size: list[Size | None] | None = None,
+    coord_convention: list[str | None] | None = None,
+    **_: Any,
+) -> list[float | None]:
+    """Columns as `box_iou`."""
+    return _box_columns(score_box_giou, completions, solution, image_size, input_size, coord_convention)
+
+
+@register_reward(
+    "point_in_box", description="1 if the answered point (or a box's centre) lies in the target box, inclusive"
+)
+def point_in_box_reward(
+    completions: list[Any],
+    solution: list[Any],
+    image_size: list[Size],
+    input_size: list[Size | None] | None = None,
+    coord_convention: list[str | None] | None = None,
+    **_: Any,
+) -> list[float | None]:
+    """GUI grounding. Columns as `box_iou`; the answer is `(x, y)` or a box in the model's convention."""
+    return _box_columns(score_point, completions, solution, image_size, input_size, coord_convention)
 
 
 def _is_number(value: Any) -> bool:

@@ -17,6 +17,8 @@ MAX_COORDINATE = 1e6
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _FOUR_NUMBERS = r"\s*,\s*".join([f"({_NUMBER})"] * 4)
 _BOX = re.compile(rf"\[\s*{_FOUR_NUMBERS}\s*\]|\(\s*{_FOUR_NUMBERS}\s*\)|{_FOUR_NUMBERS}", re.ASCII)
+_TWO_NUMBERS = r"\s*,\s*".join([f"({_NUMBER})"] * 2)
+_POINT = re.compile(rf"\[\s*{_TWO_NUMBERS}\s*\]|\(\s*{_TWO_NUMBERS}\s*\)|{_TWO_NUMBERS}", re.ASCII)
 _INTEGER = re.compile(r"[-+]?\d{1,18}", re.ASCII)  # bounded: int() refuses >4300 digits
 _NUMBER_WORDS = {
     word: value
@@ -69,6 +71,17 @@ def parse_box(text: str) -> list[float] | None:
     if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in box):
         return None
     return box
+
+
+def parse_point(text: str) -> list[float] | None:
+    """Exactly two finite numbers: `(x, y)`, `[x, y]` or `x, y`."""
+    match = _POINT.fullmatch(text.strip())
+    if match is None:
+        return None
+    point = [float(g) for g in match.groups() if g is not None]
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in point):
+        return None
+    return point
 
 
 def parse_int(text: str) -> int | None:

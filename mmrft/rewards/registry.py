@@ -15,6 +15,9 @@ from pathlib import Path
 RewardFn = Callable[..., list[float | None]]
 """`fn(completions, **columns) -> list[float | None]`: TRL's `reward_funcs` convention."""
 
+ComponentsFn = Callable[..., dict[str, list[float | None]]]
+"""`fn(completions, **columns) -> {component: list[float | None]}`: named parts of a reward, for logging only."""
+
 ENTRY_POINT_GROUP = "mmrft.rewards"
 UNKNOWN_RANGE = (-math.inf, math.inf)
 
@@ -27,6 +30,12 @@ class RewardSpec:
     fn: RewardFn
     range: tuple[float, float]
     description: str
+    components: ComponentsFn | None = None
+    """Optional companion returning named components (logged as `reward/<name>/<component>`).
+
+    The reward itself stays a plain TRL reward returning one number per completion; the
+    components never enter the advantage.
+    """
 
 
 class UnknownRewardError(KeyError, ValueError):
@@ -40,14 +49,26 @@ _REGISTRY: dict[str, RewardSpec] = {}
 
 
 def register_reward(
-    name: str, *, range: tuple[float, float] = (0.0, 1.0), description: str = ""
+    name: str,
+    *,
+    range: tuple[float, float] = (0.0, 1.0),
+    description: str = "",
+    components: ComponentsFn | None = None,
 ) -> Callable[[RewardFn], RewardFn]:
-    """Decorator registering `fn(completions, **columns)` under `name`; a duplicate name raises."""
+    """Decorator registering `fn(completions, **columns)` under `name`; a duplicate name raises.
+
+    `range` is the closed interval every non-None score lies in. `components`, if given, is a
+    companion `fn(completions, **columns) -> {component: scores}` whose values are logged as
+    `reward/<name>/<component>` (see `mmrft.rewards.safety.call_components`).
+    """
+    low, high = range
+    if not low <= high:
+        raise ValueError(f"reward {name!r}: range {range!r} is not (low, high) with low <= high")
 
     def decorator(fn: RewardFn) -> RewardFn:
         if name in _REGISTRY:
             raise ValueError(f"reward {name!r} is already registered ({_REGISTRY[name].fn.__module__})")
-        _REGISTRY[name] = RewardSpec(name, fn, tuple(range), description or _first_doc_line(fn))
+        _REGISTRY[name] = RewardSpec(name, fn, (low, high), description or _first_doc_line(fn), components)
         return fn
 
     return decorator

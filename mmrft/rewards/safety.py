@@ -1,0 +1,138 @@
+"""Calling rewards so that a broken one never stops training.
+
+A user reward may raise, hang, return the wrong number of scores or a non-number. `call_reward`
+contains all of these: the affected completions score per the `on_error` policy and the
+failures are counted, so the trainer can log `reward/<name>/errors`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import numbers
+import threading
+from collections.abc import Callable
+from typing import Any
+
+ON_ERROR_POLICIES = ("none", "zero", "raise")
+"""`none`: a failed item scores None (excluded from group normalisation); `zero`: 0.0; `raise`: re-raise."""
+
+
+class RewardError(RuntimeError):
+    """A reward failed under `on_error="raise"`; the message names the reward and what went wrong."""
+
+
+def call_reward(
+    fn: Callable[..., Any],
+    completions: list[Any],
+    columns: dict[str, list[Any]],
+    on_error: str = "none",
+    timeout_s: float | None = None,
+    *,
+    name: str | None = None,
+) -> tuple[list[float | None], int]:
+    """Score `completions` with `fn(completions, **columns)`; return (scores, number of failed items).
+
+    Failures: `fn` raises (every item fails), runs past `timeout_s` (every item fails; the worker
+    thread is abandoned as a daemon, Python cannot kill it), returns something that is not a
+    sequence of `len(completions)` (every item fails), or returns an item that is neither None
+    nor a finite real number (that item fails). None is a valid score ("not applicable"), not a
+    failure. `name` labels error messages (default: the function's `__name__`).
+    """
+    if on_error not in ON_ERROR_POLICIES:
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR_POLICIES)}; got {on_error!r}")
+    label = name or getattr(fn, "__name__", None) or repr(fn)
+    n = len(completions)
+    try:
+        raw = _run(fn, completions, columns, timeout_s)
+    except Exception as error:  # noqa: BLE001 -- containing arbitrary user code is the point
+        if on_error == "raise":
+            raise RewardError(f"reward {label!r} failed: {_one_line(error)}") from error
+        return [_failed(on_error)] * n, n
+    if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__") or len(raw) != n:
+        problem = f"returned {_describe(raw)} for {n} completions"
+        if on_error == "raise":
+            raise RewardError(f"reward {label!r} {problem}")
+        return [_failed(on_error)] * n, n
+    scores: list[float | None] = []
+    errors = 0
+    for index, item in enumerate(raw):
+        score = _as_score(item)
+        if score is _INVALID:
+            if on_error == "raise":
+                raise RewardError(f"reward {label!r} returned {item!r} for completion {index}: not a finite number")
+            errors += 1
+            score = _failed(on_error)
+        scores.append(score)
+    return scores, errors
+
+
+def call_components(
+    fn: Callable[..., Any] | None, completions: list[Any], columns: dict[str, list[Any]]
+) -> dict[str, list[float | None]]:
+    """Named components from a reward's companion (`RewardSpec.components`), for logging.
+
+    Logging must never break training: any failure, or a component of the wrong length, drops
+    that component (all of them if the companion raises). Non-finite values become None.
+    """
+    if fn is None:
+        return {}
+    try:
+        raw = fn(completions, **columns)
+    except Exception:  # noqa: BLE001
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    n = len(completions)
+    out: dict[str, list[float | None]] = {}
+    for key, values in raw.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != n:
+            continue
+        out[str(key)] = [None if (s := _as_score(v)) is _INVALID else s for v in values]
+    return out
+
+
+_INVALID = object()
+
+
+def _as_score(item: Any) -> float | None | object:
+    if item is None:
+        return None
+    if isinstance(item, numbers.Real):
+        value = float(item)
+        return value if math.isfinite(value) else _INVALID
+    return _INVALID
+
+
+def _failed(on_error: str) -> float | None:
+    return 0.0 if on_error == "zero" else None
+
+
+def _run(fn: Callable[..., Any], completions: list[Any], columns: dict[str, list[Any]], timeout_s: float | None) -> Any:
+    if timeout_s is None:
+        return fn(completions, **columns)
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn(completions, **columns))
+        except BaseException as error:  # noqa: BLE001 -- handed to the caller
+            future.set_exception(error)
+
+    # A daemon thread rather than an executor: a hung reward must not block interpreter exit.
+    threading.Thread(target=work, name=f"reward-{getattr(fn, '__name__', 'fn')}", daemon=True).start()
+    try:
+        return future.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise TimeoutError(f"no result within {timeout_s:g} s") from None
+
+
+def _describe(value: Any) -> str:
+    if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return f"{type(value).__name__} {value!r}"[:200]
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}"[:500] if text else type(error).__name__
