@@ -192,7 +192,8 @@ def coco_map(
 
     Reproduces pycocotools' COCOeval for area "all", maxDets 100 and no crowd boxes: per label,
     greedy matching at IoU thresholds 0.50:0.05:0.95, precision made monotone and sampled at 101
-    recall points, averaged over thresholds and labels that have ground truth. Returns `mAP`,
+    recall points, averaged over thresholds and labels that have ground truth (boxes with positive
+    area; COCO treats an inverted box differently). Returns `mAP`,
     `AP50` and `AP75`; NaN when no label has ground truth. Labels None count as one class.
     """
     thresholds = np.linspace(0.5, 0.95, 10)

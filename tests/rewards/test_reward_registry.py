@@ -16,8 +16,32 @@ def clean_registry(monkeypatch):
 
 
 def test_builtins_registered():
-    assert {s.name for s in list_rewards()} >= {"format", "format_nothink", "box_iou", "classification", "count"}
-    assert all(s.range == (0.0, 1.0) and s.description for s in list_rewards())
+    assert {s.name for s in list_rewards()} >= {
+        "format", "format_nothink", "length_penalty", "repetition_penalty", "box_iou", "box_giou", "point_in_box",
+        "detection_iou", "detection_confidence", "classification", "classification_exact", "count",
+        "multiple_choice", "vqa_accuracy", "math", "temporal_iou", "track_iou", "trajectory",
+    }
+    assert all(s.range[0] < s.range[1] and s.description for s in list_rewards())
+    assert reward_spec("box_giou").range == (-1.0, 1.0)
+    assert reward_spec("length_penalty").range == (-1.0, 0.0)
+
+
+def test_register_with_components(clean_registry):
+    def parts(completions, **_):
+        return {"a": [1.0] * len(completions)}
+
+    @register_reward("with_parts", components=parts)
+    def with_parts(completions, **_):
+        """Has parts."""
+        return [1.0] * len(completions)
+
+    assert reward_spec("with_parts").components is parts
+    assert reward_spec("format").components is None
+
+
+def test_bad_range_raises(clean_registry):
+    with pytest.raises(ValueError, match="low <= high"):
+        register_reward("backwards", range=(1.0, 0.0))
 
 
 def test_register_and_get(clean_registry):

@@ -48,3 +48,23 @@ def test_score_plugin_by_path(capsys, monkeypatch):
     lines = _run(["rewards", "score", "rewards/example_plugin.py:answer_length_penalty", "--completion",
                   "<answer>ok</answer>"], capsys)
     assert json.loads(lines[0])["score"] == 1.0
+
+
+def test_list_shows_every_verifier_with_range(capsys):
+    from mmrft.rewards import list_rewards
+
+    lines = _run(["rewards", "list"], capsys)
+    assert len(lines) == len(list_rewards())
+    assert any(line.startswith("box_giou\t[-1, 1]\t") for line in lines)
+    assert any(line.startswith("trajectory\t[0, 1]\t") for line in lines)
+    assert all(len(line.split("\t")) == 3 and line.split("\t")[2] for line in lines)
+
+
+def test_score_new_verifiers(capsys):
+    lines = _run(["rewards", "score", "temporal_iou", "--completion", "<answer>0 to 10</answer>",
+                  "--solution", "[5, 15]"], capsys)
+    assert json.loads(lines[0])["score"] == 1 / 3
+    lines = _run(["rewards", "score", "trajectory", "--completion", "<answer>[(1, 0), (2, 0)]</answer>",
+                  "--solution", "[[1, 0], [2, 0]]", "--column", "obstacles=[[[9, 9, 0, 1, 1]], [[2, 0, 0, 1, 1]]]"],
+                 capsys)
+    assert json.loads(lines[0])["score"] == 0.0

@@ -1,0 +1,176 @@
+"""Multi-box detection: parsing, one-to-one matching, Visual-RFT rewards, and COCO AP parity with pycocotools."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mmrft.rewards import get_reward
+from mmrft.rewards.coords import box_giou, box_iou
+from mmrft.rewards.detection import Detection, coco_map, match_detections, parse_detections
+
+
+def _one(name, completion, **columns):
+    [score] = get_reward(name)([completion], **{k: [v] for k, v in columns.items()})
+    return score
+
+
+IMAGE = [100, 100]
+GTS = [[0, 0, 10, 10], [50, 50, 70, 70]]
+A = '{"bbox_2d": [0, 0, 10, 10], "confidence": 0.9}'
+B = '{"bbox_2d": [50, 50, 70, 70], "confidence": 0.8}'
+FAR = '{"bbox_2d": [80, 0, 90, 10], "confidence": 0.3}'
+DETECTION_CASES = [
+    # case, answer, expected iou reward, expected confidence reward
+    ("both found", f"[{A}, {B}]", 1.0, pytest.approx(0.85)),
+    ("one missed", f"[{A}]", 0.5, pytest.approx(0.9)),
+    ("one extra", f"[{A}, {B}, {FAR}]", pytest.approx(2 / 3), pytest.approx((0.9 + 0.8 + 0.7) / 3)),
+    ("duplicate of one box", f"[{A}, {A}]", 0.5, pytest.approx((0.9 + 0.1) / 2)),
+    ("plain boxes", "[[0, 0, 10, 10], [50, 50, 70, 70]]", 1.0, 1.0),
+    ("python literal", "[{'bbox_2d': [0, 0, 10, 10]}, {'bbox_2d': [50, 50, 70, 70]}]", 1.0, 1.0),
+    ("Visual-RFT keys", '[{"Position": [0, 0, 10, 10], "Confidence": 0.5}]', 0.5, 0.5),
+    ("below 0.5 IoU", '[{"bbox_2d": [5, 0, 15, 10], "confidence": 0.6}]', 0.0, pytest.approx(0.4)),
+    ("empty list", "[]", 0.0, 0.0),
+    ("confidence out of range", '[{"bbox_2d": [0, 0, 10, 10], "confidence": 1.5}]', 0.0, 0.0),
+    ("nan", '[{"bbox_2d": [NaN, 0, 10, 10]}]', 0.0, 0.0),
+    ("malformed", "[[0, 0, 10]]", 0.0, 0.0),
+    ("not a list", "boxes: [0, 0, 10, 10]", 0.0, 0.0),
+    ("too many boxes", "[" + ", ".join(["[0, 0, 10, 10]"] * 101) + "]", 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("case, answer, iou, confidence", DETECTION_CASES, ids=[c[0] for c in DETECTION_CASES])
+def test_detection_rewards(case, answer, iou, confidence):
+    completion = f"<think>two squares</think><answer>{answer}</answer>"
+    assert _one("detection_iou", completion, solution=GTS, image_size=IMAGE) == iou
+    assert _one("detection_confidence", completion, solution=GTS, image_size=IMAGE) == confidence
+
+
+def test_detection_edge_cases():
+    assert _one("detection_iou", "<answer>[]</answer>", solution=[], image_size=IMAGE) == 1.0
+    assert _one("detection_iou", "no answer", solution=GTS, image_size=IMAGE) == 0.0
+    assert _one("detection_iou", "<answer>[]</answer>", solution=[[0, 0, 10]], image_size=IMAGE) is None
+    norm = "<answer>[[0, 0, 100, 100]]</answer>"
+    assert _one("detection_iou", norm, solution=[[0, 0, 10, 10]], image_size=IMAGE, coord_convention="norm1000") == 1.0
+
+
+def test_labels_restrict_matching():
+    gt = [{"bbox": [0, 0, 10, 10], "label": "cat"}]
+    right = '<answer>[{"bbox_2d": [0, 0, 10, 10], "label": "Cat"}]</answer>'
+    wrong = '<answer>[{"bbox_2d": [0, 0, 10, 10], "label": "dog"}]</answer>'
+    assert _one("detection_iou", right, solution=gt, image_size=IMAGE) == 1.0
+    assert _one("detection_iou", wrong, solution=gt, image_size=IMAGE) == 0.0
+
+
+def test_matching_is_one_to_one_by_confidence():
+    gt = [Detection((0, 0, 10, 10))]
+    preds = [Detection((0, 0, 10, 9), 0.2), Detection((0, 0, 10, 8), 0.9)]
+    assert match_detections(preds, gt) == [(1, 0, pytest.approx(0.8))]  # the confident one takes the box
+    assert parse_detections("[0, 0, 1, 1]") == [Detection((0.0, 0.0, 1.0, 1.0))]
+
+
+def _random_boxes(rng, n, size=100.0):
+    xy = rng.uniform(0, size, (n, 2))
+    wh = rng.uniform(1, size / 2, (n, 2))
+    return np.concatenate([xy, xy + wh], axis=1)
+
+
+def test_box_iou_matches_pycocotools_and_torchvision():
+    mask = pytest.importorskip("pycocotools.mask")
+    torch = pytest.importorskip("torch")
+    from torchvision.ops import box_iou as tv_iou
+    from torchvision.ops import generalized_box_iou as tv_giou
+
+    rng = np.random.default_rng(0)
+    a = _random_boxes(rng, 300)
+    b = np.concatenate([a[:150] + rng.uniform(-3, 3, (150, 4)), _random_boxes(rng, 150)])
+    b[:, 2:] = np.maximum(b[:, 2:], b[:, :2] + 0.1)
+    edge = np.array([[0, 0, 10, 10], [10, 0, 20, 10], [0, 0, 10, 10], [0, 0, 0, 10], [5, 5, 5.000001, 6]])
+    edge_other = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [2, 2, 3, 3], [0, 0, 10, 10], [0, 0, 10, 10]])
+    a, b = np.concatenate([a, edge]), np.concatenate([b, edge_other])
+    ours = np.array([box_iou(x, y) for x, y in zip(a, b)])
+    xywh = lambda boxes: np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])  # noqa: E731
+    coco = np.array([mask.iou(xywh(x[None]), xywh(y[None]), [0])[0, 0] for x, y in zip(a, b)])
+    np.testing.assert_allclose(ours, coco, rtol=1e-9, atol=1e-12)
+    ta, tb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    np.testing.assert_allclose(ours, tv_iou(ta, tb).diagonal().numpy(), rtol=1e-9, atol=1e-12)
+    valid = (a[:, 2] > a[:, 0]) & (b[:, 2] > b[:, 0])  # torchvision's GIoU needs positive-area boxes
+    ours_giou = np.array([box_giou(x, y) for x, y in zip(a[valid], b[valid])])
+    theirs = tv_giou(ta[valid], tb[valid]).diagonal().numpy()
+    np.testing.assert_allclose(ours_giou, theirs, rtol=1e-9, atol=1e-12)
+    assert (ours > 0).sum() > 100 and (ours_giou < 0).sum() > 100  # both regimes exercised
+
+
+def _cocoeval(detections, ground_truth):
+    """mAP, AP50, AP75 from pycocotools' COCOeval for the same data (labels as category ids)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    labels = sorted({g.label for image in ground_truth for g in image} | {d.label for image in detections for d in image})
+    cat = {label: i + 1 for i, label in enumerate(labels)}
+    xywh = lambda b: [b[0], b[1], b[2] - b[0], b[3] - b[1]]  # noqa: E731
+    gt = COCO()
+    gt.dataset = {
+        "images": [{"id": i + 1} for i in range(len(ground_truth))],
+        "categories": [{"id": cat[g]} for g in sorted({g.label for image in ground_truth for g in image})],
+        "annotations": [
+            {"id": n + 1, "image_id": i + 1, "category_id": cat[g.label], "bbox": xywh(g.box),
+             "area": (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]), "iscrowd": 0}
+            for n, (i, g) in enumerate((i, g) for i, image in enumerate(ground_truth) for g in image)
+        ],
+    }
+    gt.createIndex()
+    results = [{"image_id": i + 1, "category_id": cat[d.label], "bbox": xywh(d.box), "score": d.confidence}
+               for i, image in enumerate(detections) for d in image]
+    if results:
+        dt = gt.loadRes(results)
+    else:  # loadRes cannot take an empty list
+        dt = COCO()
+        dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
+        dt.createIndex()
+    evaluator = COCOeval(gt, dt, "bbox")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    return evaluator.stats[0], evaluator.stats[1], evaluator.stats[2]
+
+
+def _synthetic_set(rng, n_images, labels=("cat", "dog", "car")):
+    detections, ground_truth = [], []
+    for _ in range(n_images):
+        gts = [Detection(tuple(b), 1.0, str(rng.choice(labels))) for b in _random_boxes(rng, rng.integers(0, 5))]
+        dets = []
+        for g in gts:  # noisy copies, some mislabelled, some missing
+            if rng.random() < 0.8:  # shift and rescale, keeping the box valid
+                x1, y1, x2, y2 = g.box
+                cx, cy = (x1 + x2) / 2 + rng.normal(0, 3), (y1 + y2) / 2 + rng.normal(0, 3)
+                w, h = (x2 - x1) * rng.uniform(0.7, 1.3), (y2 - y1) * rng.uniform(0.7, 1.3)
+                box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                label = g.label if rng.random() < 0.85 else str(rng.choice(labels))
+                dets.append(Detection(tuple(box), float(rng.random()), label))
+        dets += [Detection(tuple(b), float(rng.random()), str(rng.choice(labels)))
+                 for b in _random_boxes(rng, rng.integers(0, 3))]
+        detections.append(dets)
+        ground_truth.append(gts)
+    return detections, ground_truth
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coco_map_matches_cocoeval(seed, capsys):
+    pytest.importorskip("pycocotools")
+    detections, ground_truth = _synthetic_set(np.random.default_rng(seed), 12)
+    ours = coco_map(detections, ground_truth)
+    theirs = _cocoeval(detections, ground_truth)
+    assert [ours["mAP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(theirs), abs=1e-12)
+    assert 0.05 < ours["mAP"] < 0.95
+
+
+def test_coco_map_empty_results_and_perfect():
+    pytest.importorskip("pycocotools")
+    _, ground_truth = _synthetic_set(np.random.default_rng(3), 6)
+    empty = [[] for _ in ground_truth]
+    assert coco_map(empty, ground_truth) == {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    assert list(_cocoeval(empty, ground_truth)) == [0.0, 0.0, 0.0]
+    perfect = coco_map(ground_truth, ground_truth)
+    assert perfect == {"mAP": 1.0, "AP50": 1.0, "AP75": 1.0}
+    assert all(math.isnan(v) for v in coco_map([[]], [[]]).values())
