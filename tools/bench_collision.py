@@ -25,7 +25,7 @@ from mmrft.rewards.trajectory import obb_collide  # noqa: E402
 
 
 def random_boxes(rng: np.random.Generator, shape: tuple[int, ...], spread: float = 10.0) -> np.ndarray:
-    """Valid oriented boxes (x, y, yaw, length, width); about half of random pairs overlap at this spread."""
+    """Valid oriented boxes (x, y, yaw, length, width); about 10% of random pairs overlap at this spread."""
     xy = rng.uniform(-spread, spread, shape + (2,))
     yaw = rng.uniform(-math.pi, math.pi, shape + (1,))
     size = rng.uniform(0.5, 6.0, shape + (2,))

@@ -60,6 +60,11 @@ class RewardConfig:
     """A registered reward name, ``path/to/file.py:function``, or an entry point (group mmrft.rewards)."""
     weight: float = 1.0
     """Weight of this reward in the total reward."""
+    on_error: Literal["none", "zero", "raise"] = "none"
+    """A completion whose reward raises, hangs or returns a non-number scores None (left out of its
+    group's normalisation) or 0; either way reward/<name>/errors counts it. raise: stop (debugging)."""
+    timeout_s: float | None = None
+    """Per-call time limit of this reward; a call that runs past it fails under on_error."""
 
 
 @dataclass

@@ -83,7 +83,7 @@ def l2_at_horizons(
     errors = np.linalg.norm(pred[:, :2] - gt[:, :2], axis=-1)
     out = {}
     for h in horizons_s:
-        steps = int(round(h / dt))
+        steps = round(h / dt)
         if 1 <= steps <= len(errors):
             out[h] = float(errors[:steps].mean() if average else errors[steps - 1])
     return out

@@ -10,7 +10,7 @@ from mmrft.algorithms.grpo import ADVANTAGES, KL_ESTIMATORS, LOSS_AGGREGATIONS, 
 from mmrft.policies.inputs import PromptBatch, select_prompts
 from mmrft.policies.loading import load_model_and_processor
 from mmrft.policies.qwen_vl import Rollout
-from mmrft.rewards import get_reward
+from mmrft.rewards import call_components, call_reward, reward_spec
 from mmrft.training.trainer import Trainer
 
 
@@ -37,7 +37,7 @@ class GRPOTrainer(Trainer):
 
     def __init__(self, config, resume: bool = False):
         super().__init__(config, resume)
-        self.rewards = [(r.name, r.weight, get_reward(r.name)) for r in config.rewards]
+        self.rewards = [(r, reward_spec(r.name)) for r in config.rewards]
         algo = config.algorithm
         self.advantage_fn = ADVANTAGES.get(algo.advantage)
         self.aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)
@@ -52,12 +52,20 @@ class GRPOTrainer(Trainer):
         total = torch.zeros(len(rollout))
         applicable = torch.zeros(len(rollout), dtype=torch.bool)
         metrics, components = {}, {}
-        for name, weight, fn in self.rewards:
-            values = torch.tensor([float("nan") if v is None else float(v) for v in fn(rollout.texts, **columns)])
+        for config, spec in self.rewards:
+            name = config.name
+            scores, errors = call_reward(
+                spec.fn, rollout.texts, columns, config.on_error, config.timeout_s, name=name
+            )
+            values = torch.tensor([float("nan") if v is None else float(v) for v in scores])
             valid = ~values.isnan()
-            total += weight * values.nan_to_num(0.0)
+            total += config.weight * values.nan_to_num(0.0)
             applicable |= valid
             metrics[f"reward/{name}/mean"] = values[valid].mean().item() if valid.any() else float("nan")
+            metrics[f"reward/{name}/errors"] = errors
+            for part, part_values in call_components(spec.components, rollout.texts, columns).items():
+                finite = [v for v in part_values if v is not None]
+                metrics[f"reward/{name}/{part}"] = sum(finite) / len(finite) if finite else float("nan")
             components[name] = values
         total[~applicable] = float("nan")
         return total, {"metrics": metrics, "components": components}

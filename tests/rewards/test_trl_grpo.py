@@ -6,7 +6,6 @@ trl = pytest.importorskip("trl", reason="trl is not installed (pip install 'trl>
 datasets = pytest.importorskip("datasets", reason="datasets (installed with trl) is not importable")
 
 
-@pytest.mark.slow
 def test_grpo_trainer_step_with_mmrft_reward(tmp_path):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
