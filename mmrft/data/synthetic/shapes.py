@@ -35,11 +35,6 @@ BACKGROUND_TONES = (215, 246)  # grey level range, half-open; far from every col
 NOISE = 4  # background varies by up to this many grey levels...
 NOISE_BLOCK = 4  # ...in blocks of this many pixels square, which keeps PNGs small and fast
 GAP = 2  # minimum pixels between two shapes' footprints
-# The background's red level rises left to right and its blue level top to bottom by this much:
-# a faint coordinate frame, like graph paper. Vision tokens of Qwen2/2.5-VL carry only relative
-# positions (2-D RoPE), and a tiny model learns to read absolute positions from this in minutes
-# instead of hours; a shape's box is still only found by finding the shape.
-GRADIENT = 40
 MAX_LAYOUT_TRIES = 100
 MAX_PLACEMENT_TRIES = 50
 
@@ -151,15 +146,12 @@ def _layout(
 
 
 def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
-    """Paint the scene: mottled grey background graded in red (x) and blue (y), then each shape."""
+    """Paint the scene: mottled grey background, then each shape in its flat colour."""
     blocks = (-(-scene.height // NOISE_BLOCK), -(-scene.width // NOISE_BLOCK))
     noise = rng.integers(-NOISE, NOISE + 1, size=blocks)
     noise = noise.repeat(NOISE_BLOCK, 0).repeat(NOISE_BLOCK, 1)[: scene.height, : scene.width]
-    grey = scene.background + noise
-    ramp_x = np.linspace(-GRADIENT / 2, GRADIENT / 2, scene.width).round().astype(int)[None, :]
-    ramp_y = np.linspace(-GRADIENT / 2, GRADIENT / 2, scene.height).round().astype(int)[:, None]
-    rgb = np.stack([grey + ramp_x, grey + 0 * ramp_x, grey + ramp_y], axis=-1)
-    image = Image.fromarray(rgb.clip(0, 255).astype(np.uint8), mode="RGB")
+    grey = (scene.background + noise).clip(0, 255).astype(np.uint8)
+    image = Image.fromarray(grey, mode="L").convert("RGB")
     for s in scene.shapes:
         image.paste(COLOURS[s.colour], (s.x, s.y), _mask(s.shape, s.size))
     return image
