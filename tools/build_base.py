@@ -43,6 +43,8 @@ def main() -> None:
     card = (ROOT / "tools" / "base_card.md").read_text().format(
         steps=summary["steps"], acc=final["acc@0.5"], iou=final["mean_iou"], n=summary["final"]["heldout"]["n"]
     )
+    train = summary["final"]["train"]["metrics"]
+    card += f"- Training split at the end (first 200 scenes): Acc@0.5 {train['acc@0.5']:.3f}, mean IoU {train['mean_iou']:.3f}.\n"
     (out / "README.md").write_text(card)
     print(f"wrote {out}: held-out acc@0.5={final['acc@0.5']:.3f} mean_iou={final['mean_iou']:.3f}")
 
