@@ -83,7 +83,9 @@ class GRPOTrainer(Trainer):
         self.model.train()
         generate_s = time.perf_counter() - t0
         generate_encodes = policy.vision_encodes
+        t_reward = time.perf_counter()
         rewards, scored = self.score(samples, batch, rollout)
+        reward_s = time.perf_counter() - t_reward
         group_ids = rollout.prompt_index  # explicit group id: the prompt each row continues
         advantages = self.advantage_fn(rewards, group_ids)
 
@@ -135,6 +137,7 @@ class GRPOTrainer(Trainer):
             "vision/encodes": policy.vision_encodes,
             "vision/encodes_train": policy.vision_encodes - generate_encodes,
             "time/generate_s": generate_s,
+            "time/reward_s": reward_s,
         }
         if self.ref_model is not None:
             metrics["kl"] = sums["kl"] / max(num_tokens, 1)
