@@ -10,16 +10,21 @@ from mmrft.rewards.parsing import completion_text, extract_answer, normalize_lab
 from mmrft.rewards.registry import register_reward
 
 
+def _accepted_labels(solution: str | list[str]) -> set[str]:
+    """The normalised label and its synonyms; empty when the solution has no usable label."""
+    labels = [solution] if isinstance(solution, str) else solution
+    if not isinstance(labels, (list, tuple)):
+        return set()
+    return {normalize_label(label) for label in labels if isinstance(label, str)} - {""}
+
+
 def score_label(text: str, solution: str | list[str]) -> float | None:
     """1.0 if the last answer equals the label (or one synonym) after `normalize_label`, else 0.0.
 
     Exact match rejects hedges and lists ("red or blue", "red/blue", "red, blue") for free.
     None when the solution has no usable label.
     """
-    labels = [solution] if isinstance(solution, str) else solution
-    if not isinstance(labels, (list, tuple)):
-        return None
-    accepted = {normalize_label(label) for label in labels if isinstance(label, str)} - {""}
+    accepted = _accepted_labels(solution)
     if not accepted:
         return None
     answer = extract_answer(text)
@@ -59,10 +64,7 @@ def score_label_exact(text: str, solution: str | list[str]) -> float | None:
     else; normalisation as in `score_label`. Any other text, even a correct label inside a
     sentence or after reasoning, scores 0.0 (Li et al. 2025, "Think or Not Think").
     """
-    labels = [solution] if isinstance(solution, str) else solution
-    if not isinstance(labels, (list, tuple)):
-        return None
-    accepted = {normalize_label(label) for label in labels if isinstance(label, str)} - {""}
+    accepted = _accepted_labels(solution)
     if not accepted:
         return None
     body = extract_answer(text) if is_answer_only(text) else text
