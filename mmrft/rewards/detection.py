@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from mmrft.rewards.coords import Size, box_iou, clip_box, to_original
-from mmrft.rewards.parsing import MAX_COORDINATE, completion_text, extract_answer, normalize_label
+from mmrft.rewards.grounding import score_image_columns
+from mmrft.rewards.parsing import MAX_COORDINATE, extract_answer, normalize_label
 from mmrft.rewards.registry import register_reward
 
 MATCH_IOU = 0.5
@@ -154,13 +155,7 @@ def detection_components(
     **_: Any,
 ) -> dict[str, list[float | None]]:
     """Per-completion `iou`, `confidence`, `precision`, `recall` (None where the ground truth is malformed)."""
-    n = len(completions)
-    input_size = input_size or [None] * n
-    coord_convention = coord_convention or [None] * n
-    rows = [
-        score_detection(completion_text(c), gt, size, inp, conv or "pixels")
-        for c, gt, size, inp, conv in zip(completions, solution, image_size, input_size, coord_convention, strict=True)
-    ]
+    rows = score_image_columns(score_detection, completions, solution, image_size, input_size, coord_convention)
     keys = ("iou", "confidence", "precision", "recall")
     return {key: [None if row is None else row[key] for row in rows] for key in keys}
 

@@ -85,7 +85,9 @@ def score_point(
     return float(gt[0] <= x <= gt[2] and gt[1] <= y <= gt[3])
 
 
-def _box_columns(score, completions, solution, image_size, input_size, coord_convention) -> list[float | None]:
+def score_image_columns(score, completions, solution, image_size, input_size, coord_convention) -> list:
+    """``score(text, solution, image_size, input_size, convention)`` for each completion, with the
+    optional ``input_size`` / ``coord_convention`` columns defaulted (convention: "pixels")."""
     n = len(completions)
     input_size = input_size or [None] * n
     coord_convention = coord_convention or [None] * n
@@ -106,7 +108,7 @@ def box_iou_reward(
 ) -> list[float | None]:
     """Columns: `solution` (xyxy original pixels), `image_size` and `input_size` as (w, h),
     `coord_convention` (per sample; "pixels" when the column is missing)."""
-    return _box_columns(score_box, completions, solution, image_size, input_size, coord_convention)
+    return score_image_columns(score_box, completions, solution, image_size, input_size, coord_convention)
 
 
 @register_reward(
@@ -121,7 +123,7 @@ def box_giou_reward(
     **_: Any,
 ) -> list[float | None]:
     """Columns as `box_iou`."""
-    return _box_columns(score_box_giou, completions, solution, image_size, input_size, coord_convention)
+    return score_image_columns(score_box_giou, completions, solution, image_size, input_size, coord_convention)
 
 
 @register_reward(
@@ -136,7 +138,7 @@ def point_in_box_reward(
     **_: Any,
 ) -> list[float | None]:
     """GUI grounding. Columns as `box_iou`; the answer is `(x, y)` or a box in the model's convention."""
-    return _box_columns(score_point, completions, solution, image_size, input_size, coord_convention)
+    return score_image_columns(score_point, completions, solution, image_size, input_size, coord_convention)
 
 
 def _is_number(value: Any) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmrft.rewards.coords import Size, box_iou, clip_box, to_original
+from mmrft.rewards.grounding import score_image_columns
 from mmrft.rewards.parsing import MAX_COORDINATE, completion_text, extract_answer
 from mmrft.rewards.registry import register_reward
 
@@ -176,13 +177,7 @@ def track_iou_reward(
     **_: Any,
 ) -> list[float | None]:
     """Columns: `solution` (a pixel box or null per frame), `image_size`, `input_size`, `coord_convention`."""
-    n = len(completions)
-    input_size = input_size or [None] * n
-    coord_convention = coord_convention or [None] * n
-    return [
-        score_track(completion_text(c), s, size, inp, conv or "pixels")
-        for c, s, size, inp, conv in zip(completions, solution, image_size, input_size, coord_convention, strict=True)
-    ]
+    return score_image_columns(score_track, completions, solution, image_size, input_size, coord_convention)
 
 
 def _ground_truth_segments(solution: Any, duration: float | None) -> list[Interval] | None:
