@@ -143,11 +143,11 @@ class Trainer:
     def train(self) -> dict:
         """Run to max_steps (or max_minutes); returns the summary (also written to summary.json)."""
         cfg = self.config
-        summary_path = self.run.root / "eval" / "start.json"
+        start_path = self.run.root / "eval" / "start.json"
         before = None
         if cfg.eval_before_after and self.heldout is not None:
-            if summary_path.is_file():
-                before = json.loads(summary_path.read_text())
+            if start_path.is_file():
+                before = json.loads(start_path.read_text())
             else:
                 before = self.evaluate_heldout("start")
                 self.run.write_json("eval/start.json", before)
