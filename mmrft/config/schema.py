@@ -40,6 +40,12 @@ class DataConfig:
     """A sample whose media or solution is broken is skipped and counted (data/skipped), or raises."""
     shuffle: bool = True
     """Visit the training set in a seeded random order, reshuffled every epoch."""
+    curriculum: dict | None = None
+    """Draw batches by difficulty instead of in shuffled epochs. ``name``: adarft (target
+    difficulty follows the reward; options eta, alpha, beta, target) or staged (options
+    max_difficulty: [...], until: [steps]); ``difficulty_key``: dotted path of each sample's
+    difficulty (default meta.difficulty); ``reward_key``: the metric AdaRFT follows (default
+    reward/mean). See docs/algorithms.md."""
 
 
 @dataclass
@@ -65,21 +71,71 @@ class RewardConfig:
     group's normalisation) or 0; either way reward/<name>/errors counts it. raise: stop (debugging)."""
     timeout_s: float | None = None
     """Per-call time limit of this reward; a call that runs past it fails under on_error."""
+    task: bool = True
+    """Counts as task reward for filter_zero_variance and dynamic sampling; set false for format
+    or shaping rewards, whose variance says nothing about whether the group can teach the task."""
 
 
 @dataclass
 class AlgorithmConfig:
+    """The RFT switches; docs/algorithms.md maps each to its paper and formula."""
+
+    advantage: str = "grpo"
+    """Advantage estimator (registered name): grpo, dr_grpo, rloo, reinforce_pp."""
+    std_scale: Literal["group", "batch", "none"] | None = None
+    """Divide centred rewards by the std of their group, of the batch, or not at all; unset: the
+    estimator's own default (grpo: group; dr_grpo, rloo: none; reinforce_pp: batch)."""
+    loss_aggregation: str = "token_mean"
+    """How per-token losses become one number: token_mean (DAPO; default), seq_mean_token_mean (GRPO paper),
+    seq_mean_token_sum_norm (Dr. GRPO: token sums / max_new_tokens)."""
     epsilon_low: float = 0.2
     """Lower clip range of the importance ratio: 1 - epsilon_low (PPO / GRPO)."""
     epsilon_high: float = 0.2
     """Upper clip range: 1 + epsilon_high (DAPO's clip-higher raises it, e.g. 0.28)."""
+    dual_clip: float | None = None
+    """Dual-clip PPO's c (> 1, typically 3): bounds a negative-advantage token's loss by -c * A. Unset: off."""
     beta: float = 0.0
-    """Coefficient of the k3 KL penalty to a frozen reference model; the reference is loaded only if > 0."""
-    advantage: str = "grpo"
-    """Advantage estimator (registered name): grpo = (r - group mean) / (group std + eps)."""
-    loss_aggregation: str = "token_mean"
-    """How per-token losses become one number: token_mean (DAPO; default), seq_mean_token_mean (GRPO paper),
-    seq_mean_token_sum_norm (Dr. GRPO)."""
+    """KL coefficient to a frozen reference model; the reference is loaded only if > 0."""
+    kl_estimator: str = "k3"
+    """KL estimator (registered name): k1, k2, k3 (Schulman's approximations)."""
+    kl_in: Literal["loss", "reward"] = "loss"
+    """loss: beta * KL per token is added to the loss (GRPO). reward: beta * the completion's summed KL
+    is subtracted from its reward before advantages (PPO-RLHF style)."""
+    mask_truncated: bool = False
+    """Leave completions that hit max_new_tokens out of the loss (DAPO's overlong filtering)."""
+    filter_zero_variance: bool = False
+    """Drop groups whose task reward (rewards with task: true) has zero variance before the update."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: after the filter, draw and generate more prompts until the batch holds
+    batch_size informative groups or max_sampling_rounds generation rounds have run."""
+    max_sampling_rounds: int = 3
+    """Upper bound on generation rounds per step under dynamic_sampling."""
+    num_iterations: int = 1
+    """Optimizer updates per generated batch; updates after the first are off-policy, with importance
+    ratios against the generating policy (PPO epochs; TRL's num_iterations)."""
+    replay_groups: int = 0
+    """Replay this many high-variance groups from earlier steps in each update (after ReMix). 0: off."""
+    replay_buffer: int = 64
+    """Groups kept in the replay buffer (highest task-reward std first)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: loss -= coef * mean token entropy. With entropy_target set, its starting value."""
+    entropy_target: float | None = None
+    """Target mean token entropy (nats): the bonus coefficient rises by entropy_coef_step while the
+    entropy is below it and falls while above, within [0, entropy_coef_max]. Unset: fixed coefficient."""
+    entropy_coef_step: float = 1e-3
+    """Change of the entropy coefficient per step under entropy_target."""
+    entropy_coef_max: float = 0.05
+    """Upper bound of the entropy coefficient under entropy_target."""
+    sft_coef: float = 0.0
+    """CHORD: weight mu of the auxiliary SFT loss on the batch's expert answers;
+    loss = (1 - mu) * policy loss + mu * SFT loss. 0: off."""
+    sft_coef_end: float | None = None
+    """CHORD's global schedule: mu moves linearly from sft_coef to this over sft_decay_steps. Unset: constant."""
+    sft_decay_steps: int = 1000
+    """Steps over which mu moves from sft_coef to sft_coef_end."""
+    sft_token_weighting: Literal["none", "p(1-p)"] = "none"
+    """CHORD-phi: weight each expert token's NLL by p (1 - p) of the policy (p detached), which keeps
+    the SFT term from overriding tokens the policy is already sure of."""
 
 
 @dataclass

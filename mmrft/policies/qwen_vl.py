@@ -36,6 +36,23 @@ class Rollout:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def rows_of(self, prompts: list[int]) -> torch.Tensor:
+        """Row indices of the completions of ``prompts``, prompt by prompt."""
+        return torch.cat([(self.prompt_index == p).nonzero().squeeze(1) for p in prompts])
+
+    def select(self, prompts: list[int]) -> Rollout:
+        """The completions of ``prompts``, renumbered to index ``select_prompts(batch, prompts)``."""
+        rows = self.rows_of(prompts)
+        local = {p: i for i, p in enumerate(prompts)}
+        return Rollout(
+            prompt_index=torch.tensor([local[p] for p in self.prompt_index[rows].tolist()], dtype=torch.long),
+            completion_ids=self.completion_ids[rows],
+            completion_mask=self.completion_mask[rows],
+            logprobs=self.logprobs[rows],
+            texts=[self.texts[i] for i in rows.tolist()],
+            truncated=self.truncated[rows],
+        )
+
 
 def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     if top_p >= 1.0:

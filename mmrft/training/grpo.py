@@ -1,16 +1,26 @@
-"""The GRPO stage: sample G completions per prompt, score them, one clipped policy-gradient step."""
+"""The GRPO stage: sample G completions per prompt, score them, clipped policy-gradient updates.
+
+One step = collect (generate and score, filter, sample more under dynamic sampling, add replayed
+groups) -> advantages over everything collected -> ``num_iterations`` optimizer updates. Every
+formula lives in :mod:`mmrft.algorithms`; this module only moves tensors between them.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import torch
 
-from mmrft.algorithms.grpo import ADVANTAGES, KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate
+from mmrft.algorithms.advantages import ADVANTAGES
+from mmrft.algorithms.chord import sft_coef_at, weighted_sft_loss
+from mmrft.algorithms.filtering import informative_groups
+from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate, entropy_bonus_coef
 from mmrft.policies.inputs import PromptBatch, select_prompts
 from mmrft.policies.loading import load_model_and_processor
 from mmrft.policies.qwen_vl import Rollout
 from mmrft.rewards import call_components, call_reward, reward_spec
+from mmrft.training.targets import target_ids
 from mmrft.training.trainer import Trainer
 
 
@@ -32,6 +42,33 @@ def micro_batches(num_prompts: int, parts: int) -> list[list[int]]:
     return [list(range(i, min(i + size, num_prompts))) for i in range(0, num_prompts, size)]
 
 
+@dataclass
+class Scored:
+    """Prompts of one generation round with their completions and rewards (row i continues prompt_index[i])."""
+
+    samples: list[dict]
+    batch: PromptBatch
+    rollout: Rollout
+    rewards: torch.Tensor  # (N,) weighted total; NaN where no reward applies
+    task_rewards: torch.Tensor  # (N,) weighted sum of the task rewards alone
+    components: dict[str, torch.Tensor]
+    ref_logprobs: torch.Tensor | None = None  # (N, T) under the frozen reference, when beta > 0
+    advantages: torch.Tensor | None = field(default=None, repr=False)
+
+    def select(self, prompts: list[int]) -> Scored:
+        rows = self.rollout.rows_of(prompts)
+        return Scored(
+            samples=[self.samples[p] for p in prompts],
+            batch=select_prompts(self.batch, prompts),
+            rollout=self.rollout.select(prompts),
+            rewards=self.rewards[rows],
+            task_rewards=self.task_rewards[rows],
+            components={k: v[rows] for k, v in self.components.items()},
+            ref_logprobs=None if self.ref_logprobs is None else self.ref_logprobs[rows],
+            advantages=None if self.advantages is None else self.advantages[rows],
+        )
+
+
 class GRPOTrainer(Trainer):
     """GRPO (Shao et al. 2024) with DAPO's decoupled clip and token-mean loss by default."""
 
@@ -41,26 +78,31 @@ class GRPOTrainer(Trainer):
         algo = config.algorithm
         self.advantage_fn = ADVANTAGES.get(algo.advantage)
         self.aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)
+        self.kl_estimator = KL_ESTIMATORS.get(algo.kl_estimator)
+        self.entropy_coef = algo.entropy_coef
+        self.replay: list[tuple[float, Scored]] = []  # (task-reward std, one group); not checkpointed
         self.ref_model = None
         if algo.beta > 0:  # the reference is loaded only when its KL term is on
             self.ref_model, _ = load_model_and_processor(config.model.name_or_path, config.model.dtype)
             self.ref_model.requires_grad_(False).eval()
 
-    def score(self, samples: list[dict], batch: PromptBatch, rollout: Rollout) -> tuple[torch.Tensor, dict]:
-        """Weighted total reward per completion (NaN where no reward applies) and per-reward means."""
+    # -- collect ----------------------------------------------------------------------------
+    def score(self, samples: list[dict], batch: PromptBatch, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor, dict, dict]:
+        """Weighted total and task reward per completion (NaN where none applies), per-reward values and metrics."""
         columns = reward_columns(samples, batch, rollout, self.policy.coord_convention)
-        total = torch.zeros(len(rollout))
-        applicable = torch.zeros(len(rollout), dtype=torch.bool)
+        total, task = torch.zeros(len(rollout)), torch.zeros(len(rollout))
+        applicable, task_applicable = torch.zeros(len(rollout), dtype=torch.bool), torch.zeros(len(rollout), dtype=torch.bool)
         metrics, components = {}, {}
         for config, spec in self.rewards:
             name = config.name
-            scores, errors = call_reward(
-                spec.fn, rollout.texts, columns, config.on_error, config.timeout_s, name=name
-            )
+            scores, errors = call_reward(spec.fn, rollout.texts, columns, config.on_error, config.timeout_s, name=name)
             values = torch.tensor([float("nan") if v is None else float(v) for v in scores])
             valid = ~values.isnan()
             total += config.weight * values.nan_to_num(0.0)
             applicable |= valid
+            if config.task:
+                task += config.weight * values.nan_to_num(0.0)
+                task_applicable |= valid
             metrics[f"reward/{name}/mean"] = values[valid].mean().item() if valid.any() else float("nan")
             metrics[f"reward/{name}/errors"] = errors
             for part, part_values in call_components(spec.components, rollout.texts, columns).items():
@@ -68,94 +110,214 @@ class GRPOTrainer(Trainer):
                 metrics[f"reward/{name}/{part}"] = sum(finite) / len(finite) if finite else float("nan")
             components[name] = values
         total[~applicable] = float("nan")
-        return total, {"metrics": metrics, "components": components}
+        task[~task_applicable] = float("nan")
+        return total, task, components, metrics
 
-    def train_step(self, samples: list[dict]) -> dict:
-        cfg, gen, algo = self.config, self.config.generation, self.config.algorithm
-        policy = self.policy
-        policy.vision_encodes = 0
+    def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:
+        gen, policy = self.config.generation, self.policy
         t0 = time.perf_counter()
         batch = policy.prompts(samples)
         self.model.eval()
-        rollout = policy.sample(
-            batch, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, generator=self.generator
-        )
+        rollout = policy.sample(batch, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, generator=self.generator)
         self.model.train()
-        generate_s = time.perf_counter() - t0
-        generate_encodes = policy.vision_encodes
-        t_reward = time.perf_counter()
-        rewards, scored = self.score(samples, batch, rollout)
-        reward_s = time.perf_counter() - t_reward
-        group_ids = rollout.prompt_index  # explicit group id: the prompt each row continues
-        advantages = self.advantage_fn(rewards, group_ids)
+        t1 = time.perf_counter()
+        rewards, task, components, metrics = self.score(samples, batch, rollout)
+        timings["generate_s"] += t1 - t0
+        timings["reward_s"] += time.perf_counter() - t1
+        ref = None
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref, _ = policy.token_logprobs(
+                    batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask, gen.temperature, model=self.ref_model
+                )
+        return Scored(samples, batch, rollout, rewards, task, components, ref), metrics
 
-        mask = rollout.completion_mask.float()
-        num_tokens, num_sequences = mask.sum().item(), float(len(rollout))
-        sums = {"loss": 0.0, "entropy": 0.0, "clipped": 0.0, "kl": 0.0}
-        for prompts in micro_batches(len(batch), cfg.optim.grad_accum):
-            sub = select_prompts(batch, prompts)
-            rows = torch.cat([(rollout.prompt_index == p).nonzero().squeeze(1) for p in prompts])
-            local = torch.searchsorted(torch.tensor(prompts), rollout.prompt_index[rows])
-            ids, m = rollout.completion_ids[rows], mask[rows]
-            logprobs, entropy = policy.token_logprobs(sub, local, ids, rollout.completion_mask[rows], gen.temperature)
-            # One update per batch: the policy has not changed since generation, so the
-            # generation log-probs are the old policy's (no extra forward needed).
-            per_token, clipped = clipped_surrogate(
-                logprobs, rollout.logprobs[rows], advantages[rows], algo.epsilon_low, algo.epsilon_high
-            )
-            if self.ref_model is not None:
-                with torch.no_grad():
-                    ref, _ = policy.token_logprobs(
-                        sub, local, ids, rollout.completion_mask[rows], gen.temperature, model=self.ref_model
-                    )
-                kl = KL_ESTIMATORS.get("k3")(logprobs, ref)
-                per_token = per_token + algo.beta * kl
-                sums["kl"] += (kl * m).sum().item()
-            loss = self.aggregate(per_token, m, num_tokens=num_tokens, num_sequences=num_sequences)
-            loss.backward()
-            sums["loss"] += loss.item()
-            sums["entropy"] += (entropy.detach() * m).sum().item()
-            sums["clipped"] += (clipped.float() * m).sum().item()
-        grad_norm = self.optimizer_step()
+    def collect(self, samples: list[dict], timings: dict) -> tuple[list[Scored], list[Scored], dict]:
+        """(groups to train on, everything generated, sampling metrics)."""
+        algo = self.config.algorithm
+        want, generated, kept, metrics = len(samples), [], [], {}
+        while True:
+            scored, round_metrics = self.generate_and_score(samples, timings)
+            for key, value in round_metrics.items():  # error counts add up over rounds
+                metrics[key] = metrics.get(key, 0) + value if key.endswith("/errors") else value
+            generated.append(scored)
+            if algo.filter_zero_variance or algo.dynamic_sampling:
+                need = want - sum(len(k.batch) for k in kept)
+                keep = informative_groups(scored.task_rewards, scored.rollout.prompt_index)[:need]
+                if keep:
+                    kept.append(scored.select(keep))
+            else:
+                kept.append(scored)
+            have = sum(len(k.batch) for k in kept)
+            if not algo.dynamic_sampling or have >= want or len(generated) >= algo.max_sampling_rounds:
+                break
+            samples = self.stream.next_batch(want - have)
+        prompts = sum(len(g.batch) for g in generated)
+        metrics["sampling/rounds"] = len(generated)
+        metrics["filter/kept_frac"] = sum(len(k.batch) for k in kept) / prompts
+        return kept, generated, metrics
 
-        valid = ~rewards.isnan()
-        group_std = torch.stack(
-            [rewards[(group_ids == g) & valid].std() if ((group_ids == g) & valid).sum() > 1 else torch.tensor(0.0)
-             for g in group_ids.unique()]
-        )
+    # -- advantages ---------------------------------------------------------------------------
+    def assign_advantages(self, parts: list[Scored]) -> None:
+        """Advantages over all parts at once (batch-level estimators see the whole batch)."""
+        algo = self.config.algorithm
+        rewards, group_ids, offset = [], [], 0
+        for part in parts:
+            r = part.rewards
+            if self.ref_model is not None and algo.kl_in == "reward":
+                kl = self.kl_estimator(part.rollout.logprobs, part.ref_logprobs) * part.rollout.completion_mask
+                r = r - algo.beta * kl.sum(-1)
+            rewards.append(r)
+            group_ids.append(part.rollout.prompt_index + offset)
+            offset += len(part.batch)
+        kwargs = {} if algo.std_scale is None else {"std_scale": algo.std_scale}
+        advantages = self.advantage_fn(torch.cat(rewards), torch.cat(group_ids), **kwargs)
+        for part, adv in zip(parts, advantages.split([len(p.rollout) for p in parts]), strict=True):
+            part.advantages = adv
+
+    def remember(self, parts: list[Scored]) -> None:
+        """Keep the highest task-reward-variance groups of this step for replay."""
+        algo = self.config.algorithm
+        for part in parts:
+            for p in range(len(part.batch)):
+                rows = part.rollout.rows_of([p])
+                std = part.task_rewards[rows].nan_to_num(0.0).std().item()
+                if std > 0:
+                    self.replay.append((std, part.select([p])))
+        self.replay.sort(key=lambda item: -item[0])
+        del self.replay[algo.replay_buffer :]
+
+    # -- update -------------------------------------------------------------------------------
+    def loss_mask(self, part: Scored) -> torch.Tensor:
+        mask = part.rollout.completion_mask.float()
+        if self.config.algorithm.mask_truncated:
+            mask = mask * (~part.rollout.truncated).float().unsqueeze(1)
+        return mask
+
+    def update(self, parts: list[Scored]) -> dict:
+        """One optimizer step over ``parts`` (gradient accumulation over their micro-batches)."""
+        cfg, algo, gen, policy = self.config, self.config.algorithm, self.config.generation, self.policy
+        num_tokens = sum(self.loss_mask(p).sum().item() for p in parts)
+        num_sequences = float(sum(len(p.rollout) for p in parts))
+        mu = sft_coef_at(self.step, algo.sft_coef, algo.sft_coef_end, algo.sft_decay_steps)
+        sums = {"loss": 0.0, "entropy": 0.0, "clipped": 0.0, "kl": 0.0, "sft_loss": 0.0}
+        if mu > 0:
+            sft_tokens = sum(target_ids(policy, p.samples, p.batch)[1].sum().item() for p in parts)
+        for part in parts:
+            for prompts in micro_batches(len(part.batch), cfg.optim.grad_accum):
+                sub = part.select(prompts)
+                r, m = sub.rollout, self.loss_mask(sub)
+                logprobs, entropy = policy.token_logprobs(sub.batch, r.prompt_index, r.completion_ids, r.completion_mask, gen.temperature)
+                # Old log-probs are the generating policy's, recorded at sampling time: on the first
+                # update they equal these (ratio 1, no extra forward); later ones are off-policy.
+                per_token, clipped = clipped_surrogate(
+                    logprobs, r.logprobs, sub.advantages, algo.epsilon_low, algo.epsilon_high, algo.dual_clip
+                )
+                if sub.ref_logprobs is not None:
+                    kl = self.kl_estimator(logprobs, sub.ref_logprobs)
+                    if algo.kl_in == "loss":
+                        per_token = per_token + algo.beta * kl
+                    sums["kl"] += (kl.detach() * m).sum().item()
+                loss = self.aggregate(per_token, m, num_tokens=num_tokens, num_sequences=num_sequences, max_tokens=gen.max_new_tokens)
+                if self.entropy_coef > 0:
+                    loss = loss - self.entropy_coef * (entropy * m).sum() / max(num_tokens, 1.0)
+                if mu > 0:
+                    ids, tmask = target_ids(policy, sub.samples, sub.batch)
+                    sft_logprobs, _ = policy.token_logprobs(sub.batch, torch.arange(len(prompts)), ids, tmask)
+                    sft = weighted_sft_loss(sft_logprobs, tmask, sft_tokens, algo.sft_token_weighting)
+                    loss = (1 - mu) * loss + mu * sft
+                    sums["sft_loss"] += sft.item()
+                loss.backward()
+                sums["loss"] += loss.item()
+                sums["entropy"] += (entropy.detach() * m).sum().item()
+                sums["clipped"] += (clipped.float() * m).sum().item()
         metrics = {
             "loss": sums["loss"],
-            "reward/mean": rewards[valid].mean().item() if valid.any() else float("nan"),
-            "reward/std": rewards[valid].std().item() if valid.sum() > 1 else 0.0,
-            **scored["metrics"],
+            "grad_norm": self.optimizer_step(),
             "entropy": sums["entropy"] / max(num_tokens, 1),
             "clip_frac": sums["clipped"] / max(num_tokens, 1),
-            "completion_len/mean": mask.sum(1).mean().item(),
-            "completion/truncated_frac": rollout.truncated.float().mean().item(),
-            "frac_zero_std_groups": (group_std < 1e-6).float().mean().item(),
-            "grad_norm": grad_norm,
-            "vision/encodes": policy.vision_encodes,
-            "vision/encodes_train": policy.vision_encodes - generate_encodes,
-            "time/generate_s": generate_s,
-            "time/reward_s": reward_s,
+            "entropy_coef": self.entropy_coef,
         }
         if self.ref_model is not None:
             metrics["kl"] = sums["kl"] / max(num_tokens, 1)
-        if self.step % self.config.rollouts_every == 0:
-            self.run.log_rollouts(
-                [
-                    {
-                        "step": self.step + 1,
-                        "prompt_id": batch.sample_ids[p],
-                        "completion": rollout.texts[i],
-                        "reward": rewards[i].item(),
-                        **{f"reward/{n}": v[i].item() for n, v in scored["components"].items()},
-                        "advantage": advantages[i].item(),
-                    }
-                    for i, p in enumerate(rollout.prompt_index.tolist())
-                ]
-            )
+        if mu > 0:
+            metrics["sft/coef"], metrics["sft/loss"] = mu, sums["sft_loss"]
+        self.entropy_coef = entropy_bonus_coef(
+            self.entropy_coef, metrics["entropy"], algo.entropy_target, algo.entropy_coef_step, algo.entropy_coef_max
+        )
         return metrics
+
+    def train_step(self, samples: list[dict]) -> dict:
+        algo, policy = self.config.algorithm, self.policy
+        policy.vision_encodes = 0
+        timings = {"generate_s": 0.0, "reward_s": 0.0}
+        parts, generated, metrics = self.collect(samples, timings)
+        generate_encodes = policy.vision_encodes
+        replayed = [group for _, group in self.replay[: algo.replay_groups]]
+        if algo.replay_groups:
+            self.remember(parts)
+        trained = parts + replayed
+        update_metrics = {}
+        if trained:
+            self.assign_advantages(trained)
+            for _ in range(algo.num_iterations):
+                update_metrics = self.update(trained)
+        metrics.update(update_metrics)
+        metrics.update(self.generation_metrics(generated))
+        metrics.update(
+            {
+                "update/skipped": float(not trained),
+                "replay/groups": len(replayed),
+                "vision/encodes": policy.vision_encodes,
+                "vision/encodes_train": policy.vision_encodes - generate_encodes,
+                **{f"time/{k}": v for k, v in timings.items()},
+            }
+        )
+        if self.step % self.config.rollouts_every == 0:
+            self.log_rollouts(parts)
+        return metrics
+
+    # -- logging ------------------------------------------------------------------------------
+    def generation_metrics(self, generated: list[Scored]) -> dict:
+        """Reward and length statistics over every completion generated this step."""
+        rewards = torch.cat([g.rewards for g in generated])
+        valid = ~rewards.isnan()
+        masks = torch.cat([g.rollout.completion_mask.float().sum(1) for g in generated])
+        zero_std, groups = 0, 0
+        for g in generated:
+            for p in range(len(g.batch)):
+                r = g.rewards[g.rollout.rows_of([p])]
+                r = r[~r.isnan()]
+                zero_std += int(r.numel() < 2 or bool((r == r[0]).all()))
+                groups += 1
+        metrics = {
+            "reward/mean": rewards[valid].mean().item() if valid.any() else float("nan"),
+            "reward/std": rewards[valid].std().item() if valid.sum() > 1 else 0.0,
+            "completion_len/mean": masks.mean().item(),
+            "completion/truncated_frac": torch.cat([g.rollout.truncated for g in generated]).float().mean().item(),
+            "frac_zero_std_groups": zero_std / groups,
+        }
+        for name in generated[0].components:
+            values = torch.cat([g.components[name] for g in generated])
+            ok = ~values.isnan()
+            metrics[f"reward/{name}/mean"] = values[ok].mean().item() if ok.any() else float("nan")
+        return metrics
+
+    def log_rollouts(self, parts: list[Scored]) -> None:
+        self.run.log_rollouts(
+            [
+                {
+                    "step": self.step + 1,
+                    "prompt_id": part.batch.sample_ids[p],
+                    "completion": part.rollout.texts[i],
+                    "reward": part.rewards[i].item(),
+                    **{f"reward/{n}": v[i].item() for n, v in part.components.items()},
+                    "advantage": part.advantages[i].item() if part.advantages is not None else 0.0,
+                }
+                for part in parts
+                for i, p in enumerate(part.rollout.prompt_index.tolist())
+            ]
+        )
 
     def progress_fields(self, metrics: dict) -> dict:
         return {"reward": f"{metrics['reward/mean']:.3f}", "s/step": f"{metrics['time/step_s']:.2f}"}

@@ -6,33 +6,17 @@ import torch
 
 from mmrft.policies.inputs import select_prompts
 from mmrft.training.grpo import micro_batches
-from mmrft.training.targets import target_text
+from mmrft.training.targets import target_ids
 from mmrft.training.trainer import Trainer
 
 
 class SFTTrainer(Trainer):
     """Token-mean negative log-likelihood of the answer given the prompt; prompt tokens carry no loss."""
 
-    def targets(self, samples: list[dict], batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded target ids (answer + end-of-turn token) and their mask."""
-        tokenizer = self.policy.processor.tokenizer
-        texts = [
-            target_text(s, self.policy.coord_convention, batch.image_sizes[i], batch.input_sizes[i]) + "<|im_end|>"
-            for i, s in enumerate(samples)
-        ]
-        encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        length = max(len(e) for e in encoded)
-        ids = torch.full((len(encoded), length), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(encoded), length), dtype=torch.long)
-        for i, e in enumerate(encoded):
-            ids[i, : len(e)] = torch.tensor(e)
-            mask[i, : len(e)] = 1
-        return ids, mask
-
     def train_step(self, samples: list[dict]) -> dict:
         self.policy.vision_encodes = 0
         batch = self.policy.prompts(samples)
-        ids, mask = self.targets(samples, batch)
+        ids, mask = target_ids(self.policy, samples, batch)
         num_tokens = mask.sum().item()
         total_loss = 0.0
         for prompts in micro_batches(len(batch), self.config.optim.grad_accum):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from mmrft.registry import Registry
 from mmrft.rewards.coords import format_box, from_original
 
@@ -28,3 +30,20 @@ def target_text(sample: dict, convention: str, image_size, input_size) -> str:
             return content if isinstance(content, str) else "".join(i.get("text", "") for i in content)
     render = TARGET_RENDERERS.get(sample["task"])
     return render(sample["solution"], convention, image_size, input_size)
+
+
+def target_ids(policy, samples: list[dict], batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids of each sample's target (answer + end-of-turn token) and their mask."""
+    tokenizer = policy.processor.tokenizer
+    texts = [
+        target_text(s, policy.coord_convention, batch.image_sizes[i], batch.input_sizes[i]) + "<|im_end|>"
+        for i, s in enumerate(samples)
+    ]
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    length = max(len(e) for e in encoded)
+    ids = torch.full((len(encoded), length), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), length), dtype=torch.long)
+    for i, e in enumerate(encoded):
+        ids[i, : len(e)] = torch.tensor(e)
+        mask[i, : len(e)] = 1
+    return ids, mask

@@ -30,7 +30,7 @@ from mmrft.training.checkpoint import (
     set_rng_state,
 )
 from mmrft.training.run_dir import RunDir
-from mmrft.training.stream import SampleStream
+from mmrft.training.stream import make_stream
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Trainer:
         self.model = self.policy.model
         self.dataset = JsonlDataset(config.data.train)
         self.heldout = JsonlDataset(config.data.heldout) if config.data.heldout else None
-        self.stream = SampleStream(self.dataset, config.seed, config.data.shuffle, config.data.on_bad_sample)
+        self.stream = make_stream(self.dataset, config.seed, config.data)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = config.optim
         self.optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
@@ -161,6 +161,7 @@ class Trainer:
             samples = self.stream.next_batch(cfg.batch_size)
             metrics = self.train_step(samples)
             self.step += 1
+            self.stream.observe(self.step, metrics)
             step_time = time.perf_counter() - t0
             self.elapsed += step_time
             metrics = {

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from mmrft.algorithms.grpo import (
-    ADVANTAGES,
+from mmrft.algorithms.advantages import ADVANTAGES
+from mmrft.algorithms.advantages import grpo_advantages as group_advantages
+from mmrft.algorithms.losses import (
     KL_ESTIMATORS,
     LOSS_AGGREGATIONS,
     clipped_surrogate,
-    group_advantages,
     kl_k3,
     seq_mean_token_mean,
     seq_mean_token_sum_norm,

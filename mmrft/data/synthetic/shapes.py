@@ -224,6 +224,7 @@ def make_sample(
         "image_size": [width, height],
         "meta": {
             "split": split,
+            "difficulty": len(scene.shapes),
             "seed": seed,
             "background": scene.background,
             "shapes": [
