@@ -1,11 +1,13 @@
 """Compare RFT algorithm switches on the demo task: several variants x seeds, one table.
 
-    python tools/algorithm_table.py --seeds 0 1 2 --parallel 2 --minutes 14 \
+    python tools/algorithm_table.py --seeds 0 1 2 --parallel 2 --steps 700 \
         --start-eval runs/seeds/grpo_seed0/eval/start.json
 
 Each variant is the demo config (configs/demo_grounding_grpo.yaml) plus the overrides in
-VARIANTS, trained for the same wall time with one CPU thread per run (tools/demo_seeds.py's
-runner). ``--start-eval`` reuses an existing evaluation of the shared starting checkpoint
+VARIANTS, trained for the same number of steps (about the demo's 14 minutes) with one CPU
+thread per run (tools/demo_seeds.py's runner); the table reports each run's training wall
+time beside its result, so variants that generate more per step (dynamic sampling) pay for it
+there. A step budget keeps the comparison fair on a shared, noisy machine. ``--start-eval`` reuses an existing evaluation of the shared starting checkpoint
 instead of repeating it in every run. Writes runs/algorithms/table.json and prints a
 markdown table of held-out Acc@0.5 and mean IoU (mean and per seed).
 """
@@ -29,12 +31,18 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+def _train_minutes(run_dir: Path) -> float:
+    """Training wall time of a run (time/elapsed_s of its last logged step), in minutes."""
+    last = (run_dir / "metrics.jsonl").read_text().splitlines()[-1]
+    return json.loads(last)["time/elapsed_s"] / 60
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--minutes", type=float, default=14.0)
+    parser.add_argument("--steps", type=int, default=700)
     parser.add_argument("--out", default="runs/algorithms")
     parser.add_argument("--start-eval", help="eval/start.json of the starting checkpoint, reused by every run")
     args = parser.parse_args()
@@ -48,23 +56,24 @@ def main() -> None:
     config = "configs/demo_grounding_grpo.yaml"
     with ThreadPoolExecutor(args.parallel) as pool:
         futures = {
-            name: pool.submit(run, name, config, seed, [f"max_minutes={args.minutes}", *VARIANTS[v]], out_root)
+            name: pool.submit(run, name, config, seed, [f"max_steps={args.steps}", "max_minutes=null", *VARIANTS[v]], out_root)
             for name, v, seed in jobs
         }
         results = {name: f.result() for name, f in futures.items()}
     table, rows = {}, [
-        "| variant | steps (mean) | held-out Acc@0.5: start → final, mean (per seed) | held-out mean IoU: start → final, mean (per seed) |",
+        "| variant | train minutes (mean) | held-out Acc@0.5: start → final, mean (per seed) | held-out mean IoU: start → final, mean (per seed) |",
         "|---|---|---|---|",
     ]
     for v in args.variants:
         runs = [results[f"{v}_seed{s}"] for s in args.seeds]
         start = runs[0]["start"]["heldout"]["metrics"]
         finals = [r["final"]["heldout"]["metrics"] for r in runs]
-        table[v] = {"seeds": args.seeds, "steps": [r["steps"] for r in runs], "start": start, "final": finals}
+        minutes = [_train_minutes(out_root / f"{v}_seed{s}") for s in args.seeds]
+        table[v] = {"seeds": args.seeds, "steps": [r["steps"] for r in runs], "minutes": minutes, "start": start, "final": finals}
         acc = [f["acc@0.5"] for f in finals]
         iou = [f["mean_iou"] for f in finals]
         rows.append(
-            f"| {v} | {statistics.mean(table[v]['steps']):.0f} | {start['acc@0.5']:.3f} → {statistics.mean(acc):.3f} "
+            f"| {v} | {statistics.mean(minutes):.1f} | {start['acc@0.5']:.3f} → {statistics.mean(acc):.3f} "
             f"({', '.join(f'{a:.3f}' for a in acc)}) | {start['mean_iou']:.3f} → {statistics.mean(iou):.3f} "
             f"({', '.join(f'{i:.3f}' for i in iou)}) |"
         )

@@ -9,8 +9,8 @@ def informative_groups(task_rewards: torch.Tensor, group_ids: torch.Tensor) -> l
     """Ids of the groups whose task reward varies (at least two valid, differing members).
 
     A group whose completions all earn the same task reward has zero advantage under any
-    group baseline and only adds noise and dilution ("Vanishing Gradients in RFT",
-    Razin et al. 2025; DAPO's dynamic sampling, Yu et al. 2025). Pass the task reward alone:
+    group baseline and only adds noise and dilution ("Vanishing Gradients in Reinforcement Finetuning",
+    Razin et al. 2024; DAPO's dynamic sampling, Yu et al. 2025). Pass the task reward alone:
     a format reward that varies inside an all-wrong group would otherwise keep it.
     NaN rewards are "not applicable" and do not count.
     """

@@ -1,4 +1,4 @@
-"""The ``mmrft`` command: train, eval, rewards."""
+"""The ``mmrft`` command: train, eval, rewards, select."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 from mmrft.cli import eval as eval_cmd
 from mmrft.cli import rewards as rewards_cmd
+from mmrft.cli import select as select_cmd
 from mmrft.cli import train as train_cmd
 from mmrft.config import ConfigError
 from mmrft.data.errors import SampleError
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
     rewards_cmd.add_parser(sub)
+    select_cmd.add_parser(sub)
     return parser
 
 

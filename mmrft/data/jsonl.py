@@ -12,11 +12,10 @@ MEDIA_TYPES = ("image", "video")
 _NON_LOCAL_PREFIXES = ("http://", "https://", "file://", "data:")
 
 
-def resolve_media_paths(sample: dict[str, Any], base_dir: str | os.PathLike) -> dict[str, Any]:
-    """Make every relative image/video path in `sample["messages"]` absolute, in place.
+def map_media_paths(sample: dict[str, Any], fn) -> dict[str, Any]:
+    """Apply `fn` to every image/video path string in `sample["messages"]`, in place.
 
-    Paths that are absolute, URLs (`http(s)://`, `file://`) or `data:` URIs are left alone.
-    A video given as a list of frame paths has each frame resolved.
+    A video given as a list of frame paths has `fn` applied to each frame.
     """
     messages = sample.get("messages")
     if not isinstance(messages, list):
@@ -31,10 +30,23 @@ def resolve_media_paths(sample: dict[str, Any], base_dir: str | os.PathLike) -> 
             key = item["type"]
             value = item.get(key)
             if isinstance(value, str):
-                item[key] = _resolve(value, base_dir)
+                item[key] = fn(value)
             elif isinstance(value, list):
-                item[key] = [_resolve(v, base_dir) if isinstance(v, str) else v for v in value]
+                item[key] = [fn(v) if isinstance(v, str) else v for v in value]
     return sample
+
+
+def resolve_media_paths(sample: dict[str, Any], base_dir: str | os.PathLike) -> dict[str, Any]:
+    """Make every relative image/video path in `sample["messages"]` absolute, in place.
+
+    Paths that are absolute, URLs (`http(s)://`, `file://`) or `data:` URIs are left alone.
+    """
+    return map_media_paths(sample, lambda path: _resolve(path, base_dir))
+
+
+def relative_media_paths(sample: dict[str, Any], base_dir: str | os.PathLike) -> dict[str, Any]:
+    """Rewrite absolute local media paths relative to `base_dir` (for writing a JSONL there), in place."""
+    return map_media_paths(sample, lambda p: os.path.relpath(p, base_dir) if os.path.isabs(p) else p)
 
 
 def _resolve(path: str, base_dir: str | os.PathLike) -> str:

@@ -42,6 +42,40 @@ def micro_batches(num_prompts: int, parts: int) -> list[list[int]]:
     return [list(range(i, min(i + size, num_prompts))) for i in range(0, num_prompts, size)]
 
 
+def score_completions(
+    rewards: list, samples: list[dict], batch: PromptBatch, rollout: Rollout, convention: str
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], dict]:
+    """Score completions with ``rewards`` ([(RewardConfig, RewardSpec)]).
+
+    Returns the weighted total and the weighted task reward per completion (NaN where none
+    applies), each reward's values by name, and metrics (means, error counts, components).
+    """
+    columns = reward_columns(samples, batch, rollout, convention)
+    n = len(rollout)
+    total, task = torch.zeros(n), torch.zeros(n)
+    applicable, task_applicable = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+    metrics, values_by_name = {}, {}
+    for config, spec in rewards:
+        name = config.name
+        scores, errors = call_reward(spec.fn, rollout.texts, columns, config.on_error, config.timeout_s, name=name)
+        values = torch.tensor([float("nan") if v is None else float(v) for v in scores])
+        valid = ~values.isnan()
+        total += config.weight * values.nan_to_num(0.0)
+        applicable |= valid
+        if config.task:
+            task += config.weight * values.nan_to_num(0.0)
+            task_applicable |= valid
+        metrics[f"reward/{name}/mean"] = values[valid].mean().item() if valid.any() else float("nan")
+        metrics[f"reward/{name}/errors"] = errors
+        for part, part_values in call_components(spec.components, rollout.texts, columns).items():
+            finite = [v for v in part_values if v is not None]
+            metrics[f"reward/{name}/{part}"] = sum(finite) / len(finite) if finite else float("nan")
+        values_by_name[name] = values
+    total[~applicable] = float("nan")
+    task[~task_applicable] = float("nan")
+    return total, task, values_by_name, metrics
+
+
 @dataclass
 class Scored:
     """Prompts of one generation round with their completions and rewards (row i continues prompt_index[i])."""
@@ -87,32 +121,6 @@ class GRPOTrainer(Trainer):
             self.ref_model.requires_grad_(False).eval()
 
     # -- collect ----------------------------------------------------------------------------
-    def score(self, samples: list[dict], batch: PromptBatch, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor, dict, dict]:
-        """Weighted total and task reward per completion (NaN where none applies), per-reward values and metrics."""
-        columns = reward_columns(samples, batch, rollout, self.policy.coord_convention)
-        total, task = torch.zeros(len(rollout)), torch.zeros(len(rollout))
-        applicable, task_applicable = torch.zeros(len(rollout), dtype=torch.bool), torch.zeros(len(rollout), dtype=torch.bool)
-        metrics, components = {}, {}
-        for config, spec in self.rewards:
-            name = config.name
-            scores, errors = call_reward(spec.fn, rollout.texts, columns, config.on_error, config.timeout_s, name=name)
-            values = torch.tensor([float("nan") if v is None else float(v) for v in scores])
-            valid = ~values.isnan()
-            total += config.weight * values.nan_to_num(0.0)
-            applicable |= valid
-            if config.task:
-                task += config.weight * values.nan_to_num(0.0)
-                task_applicable |= valid
-            metrics[f"reward/{name}/mean"] = values[valid].mean().item() if valid.any() else float("nan")
-            metrics[f"reward/{name}/errors"] = errors
-            for part, part_values in call_components(spec.components, rollout.texts, columns).items():
-                finite = [v for v in part_values if v is not None]
-                metrics[f"reward/{name}/{part}"] = sum(finite) / len(finite) if finite else float("nan")
-            components[name] = values
-        total[~applicable] = float("nan")
-        task[~task_applicable] = float("nan")
-        return total, task, components, metrics
-
     def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:
         gen, policy = self.config.generation, self.policy
         t0 = time.perf_counter()
@@ -121,7 +129,9 @@ class GRPOTrainer(Trainer):
         rollout = policy.sample(batch, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, generator=self.generator)
         self.model.train()
         t1 = time.perf_counter()
-        rewards, task, components, metrics = self.score(samples, batch, rollout)
+        rewards, task, components, metrics = score_completions(
+            self.rewards, samples, batch, rollout, policy.coord_convention
+        )
         timings["generate_s"] += t1 - t0
         timings["reward_s"] += time.perf_counter() - t1
         ref = None
