@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 
 from mmrft.config import TrainConfig, load_config
 from mmrft.eval.report import print_summary
@@ -30,9 +32,19 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from mmrft.training import STAGES
+    from mmrft.training.trainer import NonFiniteError
 
     config = build_config(args)
     trainer = STAGES.get(config.stage)(config, resume=args.resume)
-    summary = trainer.train()
+    try:
+        summary = trainer.train()
+    except NonFiniteError as err:
+        print(f"mmrft train: error: {err}", file=sys.stderr)
+        return 2
+    if "stopped_by" in summary:
+        command = shlex.join(["mmrft", "train", args.config, *args.overrides, "--output-dir", config.output_dir, "--resume"])
+        print(f"stopped by {summary['stopped_by']} after step {summary['steps']}; checkpoint {summary['final_checkpoint']}")
+        print(f"resume with: {command}")
+        return 0
     print_summary(summary, config.output_dir)
     return 0

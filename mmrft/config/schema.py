@@ -198,6 +198,9 @@ class TrainConfig:
     """Extra metric sinks: tensorboard, wandb (metrics.jsonl is always written)."""
     progress_bar: bool = True
     """Show a progress bar with step, reward and step time."""
+    max_nonfinite_steps: int = 5
+    """A step whose loss or gradient is not finite is skipped (no update, logged as
+    numerics/skipped_updates); this many in a row stop the run, keeping the last good checkpoint."""
 
     def validate(self) -> None:
         if self.stage == "grpo" and not self.rewards:
@@ -211,3 +214,35 @@ class TrainConfig:
         unknown = set(self.report_to) - {"tensorboard", "wandb"}
         if unknown:
             raise ConfigError(f"report_to: unknown sink {sorted(unknown)[0]!r}; valid: tensorboard, wandb")
+        self._validate_algorithm()
+        if self.eval_every > 0 and not self.data.heldout:
+            raise ConfigError("eval_every: evaluating during training needs data.heldout")
+        if self.max_nonfinite_steps < 1:
+            raise ConfigError("max_nonfinite_steps: must be at least 1")
+
+    def _validate_algorithm(self) -> None:
+        from mmrft.algorithms.advantages import ADVANTAGES
+        from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS
+
+        algo = self.algorithm
+        for key, registry in (("advantage", ADVANTAGES), ("loss_aggregation", LOSS_AGGREGATIONS), ("kl_estimator", KL_ESTIMATORS)):
+            try:
+                registry.get(getattr(algo, key))
+            except KeyError as err:
+                raise ConfigError(f"algorithm.{key}: {err.args[0]}") from None
+        if not 0 <= algo.epsilon_low < 1:
+            raise ConfigError(f"algorithm.epsilon_low: {algo.epsilon_low} is outside [0, 1)")
+        if algo.epsilon_high < 0:
+            raise ConfigError(f"algorithm.epsilon_high: {algo.epsilon_high} is negative")
+        if algo.dual_clip is not None and algo.dual_clip <= 1:
+            raise ConfigError(f"algorithm.dual_clip: {algo.dual_clip} must be > 1")
+        if algo.kl_in == "reward" and algo.beta <= 0:
+            raise ConfigError("algorithm.kl_in: 'reward' needs algorithm.beta > 0 (no reference model is loaded otherwise)")
+        if algo.num_iterations < 1 or algo.max_sampling_rounds < 1:
+            raise ConfigError("algorithm.num_iterations and algorithm.max_sampling_rounds must be at least 1")
+        if not 0 <= algo.sft_coef <= 1 or (algo.sft_coef_end is not None and not 0 <= algo.sft_coef_end <= 1):
+            raise ConfigError("algorithm.sft_coef: mu (and sft_coef_end) must lie in [0, 1]")
+        if algo.sft_coef_end is not None and algo.sft_coef == 0:
+            raise ConfigError("algorithm.sft_coef_end: set algorithm.sft_coef (the schedule's start) too")
+        if algo.replay_groups < 0 or algo.replay_buffer < algo.replay_groups:
+            raise ConfigError("algorithm.replay_groups: must be >= 0 and at most algorithm.replay_buffer")

@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -111,6 +112,8 @@ def _image_paths(messages: Any, fail: Callable[[str], SampleError]) -> list[str]
         if not isinstance(content, list) or not all(isinstance(item, dict) for item in content):
             raise fail(f"message {i} content must be a string or a list of objects")
         for item in content:
+            if item.get("type") == "video":
+                _check_video_files(item.get("video"), i, fail)
             if item.get("type") != "image":
                 continue
             path = item.get("image")
@@ -119,6 +122,16 @@ def _image_paths(messages: Any, fail: Callable[[str], SampleError]) -> list[str]
             if not path.startswith(_REMOTE_PREFIXES):
                 paths.append(path.removeprefix("file://"))
     return paths
+
+
+def _check_video_files(video: Any, i: int, fail: Callable[[str], SampleError]) -> None:
+    """A video item names a file or a list of frame files; every local one must exist."""
+    files = video if isinstance(video, list) else [video]
+    if not files or not all(isinstance(f, str) for f in files):
+        raise fail(f"message {i} has a video item without a 'video' path or list of frame paths")
+    for f in files:
+        if not f.startswith(_REMOTE_PREFIXES) and not Path(f.removeprefix("file://")).is_file():
+            raise fail(f"video not found: {f}")
 
 
 def _decoded_size(path: str, fail: Callable[[str], SampleError]) -> tuple[int, int]:

@@ -61,8 +61,13 @@ def load_model_and_processor(reference: str, dtype: str = "float32"):
         raise ModelLoadError(f"model '{reference}': no config.json in local directory {path}")
     if not looks_local:
         _check_hub_reachable(reference, path)
+    if looks_local and not any(Path(path).expanduser().glob("*.safetensors")):
+        raise ModelLoadError(
+            f"model '{reference}': no *.safetensors weights in {path}; mmrft loads safetensors only "
+            "(pickled .bin/.pt weights can run code when loaded)"
+        )
     try:
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype), use_safetensors=True)
         processor = AutoProcessor.from_pretrained(path)
     except OSError as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

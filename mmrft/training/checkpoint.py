@@ -3,12 +3,16 @@
 A checkpoint directory ``checkpoints/step-000123`` holds the model (``save_pretrained``,
 safetensors), the processor, and ``trainer_state.pt`` (optimizer, scheduler, RNG and data
 position; loaded with ``weights_only=True``). It is written under a ``.partial`` name and renamed
-when complete, so a checkpoint is either whole or absent; ``complete.json`` marks it valid.
+when complete, so a checkpoint is either whole or absent; ``complete.json`` marks it valid and
+records the SHA-256 of every file, which :func:`verify_checkpoint` checks before a resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import random
 import re
 import shutil
@@ -17,6 +21,24 @@ from pathlib import Path
 import torch
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
+MARKER = "complete.json"
+log = logging.getLogger(__name__)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_last: int) -> Path:
@@ -28,9 +50,14 @@ def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_l
     model.save_pretrained(tmp, safe_serialization=True)
     processor.save_pretrained(tmp)
     torch.save(state, tmp / "trainer_state.pt")
-    (tmp / "complete.json").write_text(json.dumps({"step": step}))
+    files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    for name in files:  # contents on disk before the marker that vouches for them
+        with open(tmp / name, "rb") as f:
+            os.fsync(f.fileno())
+    (tmp / MARKER).write_text(json.dumps({"step": step, "files": files}))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
+    _fsync_dir(root)
     for old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -40,8 +67,44 @@ def list_checkpoints(root: Path) -> list[Path]:
     """Complete checkpoints under ``root``, oldest first."""
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if STEP_DIR.match(p.name) and (p / "complete.json").is_file()]
+    found = [p for p in root.iterdir() if STEP_DIR.match(p.name) and (p / MARKER).is_file()]
     return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+
+
+def remove_partial_checkpoints(root: Path) -> None:
+    """Delete ``.step-*.partial`` directories a killed save left behind (never valid checkpoints)."""
+    if root.is_dir():
+        for partial in root.glob(".step-*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def verify_checkpoint(checkpoint: Path) -> str | None:
+    """None if every file listed in the checkpoint's marker is present with its recorded hash,
+    else what is wrong."""
+    try:
+        marker = json.loads((checkpoint / MARKER).read_text())
+    except (OSError, ValueError) as err:
+        return f"unreadable {MARKER}: {err}"
+    files = marker.get("files")
+    if not files:
+        return f"{MARKER} lists no files"
+    for name, digest in files.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if _sha256(path) != digest:
+            return f"{name} does not match its recorded SHA-256"
+    return None
+
+
+def latest_valid_checkpoint(root: Path) -> Path | None:
+    """The newest checkpoint that passes :func:`verify_checkpoint`; corrupt ones are skipped with a warning."""
+    for checkpoint in reversed(list_checkpoints(root)):
+        problem = verify_checkpoint(checkpoint)
+        if problem is None:
+            return checkpoint
+        log.warning("checkpoint %s is corrupt (%s); trying the one before it", checkpoint, problem)
+    return None
 
 
 def load_trainer_state(checkpoint: Path) -> dict:

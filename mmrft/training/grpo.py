@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mmrft.algorithms.advantages import ADVANTAGES
+from mmrft.config import ConfigError
 from mmrft.algorithms.chord import sft_coef_at, weighted_sft_loss
 from mmrft.algorithms.filtering import informative_groups
 from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate, entropy_bonus_coef
@@ -103,12 +104,20 @@ class Scored:
         )
 
 
+def _reward_spec(name: str, index: int):
+    try:
+        return reward_spec(name)
+    except (KeyError, ValueError, ImportError, OSError, SyntaxError) as err:
+        message = err.args[0] if err.args else type(err).__name__
+        raise ConfigError(f"rewards[{index}].name: {message}") from None
+
+
 class GRPOTrainer(Trainer):
     """GRPO (Shao et al. 2024) with DAPO's decoupled clip and token-mean loss by default."""
 
     def __init__(self, config, resume: bool = False):
+        self.rewards = [(r, _reward_spec(r.name, i)) for i, r in enumerate(config.rewards)]  # fail before loading
         super().__init__(config, resume)
-        self.rewards = [(r, reward_spec(r.name)) for r in config.rewards]
         algo = config.algorithm
         self.advantage_fn = ADVANTAGES.get(algo.advantage)
         self.aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)

@@ -28,18 +28,27 @@ class RunDir:
         self.sinks = [_make_sink(name, self.root) for name in report_to]
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop log lines of steps after the checkpoint (they will be redone)."""
-        for name in ("metrics.jsonl", "rollouts.jsonl"):
+        """On resume, drop log lines of steps after the checkpoint (they will be redone), and a
+        line torn by a kill mid-write."""
+        for name in ("metrics.jsonl", "rollouts.jsonl", "skipped.jsonl"):
             path = self.root / name
             if path.is_file():
-                keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-                path.write_text("".join(line + "\n" for line in keep))
+                keep = [line for line in path.read_text().splitlines() if _step_of(line) is not None and _step_of(line) <= step]
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text("".join(line + "\n" for line in keep))
+                tmp.replace(path)
 
     def log_metrics(self, metrics: dict) -> None:
         with open(self.root / "metrics.jsonl", "a") as f:
             f.write(json.dumps({k: _jsonable(v) for k, v in metrics.items()}) + "\n")
         for sink in self.sinks:
             sink(metrics)
+
+    def log_skipped(self, rows: list[dict]) -> None:
+        """Append skipped samples (step, id, reason) to skipped.jsonl: the data-fault report."""
+        with open(self.root / "skipped.jsonl", "a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
 
     def log_rollouts(self, rows: list[dict]) -> None:
         with open(self.root / "rollouts.jsonl", "a") as f:
@@ -53,6 +62,13 @@ class RunDir:
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
         return path
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _make_sink(name: str, root: Path):

@@ -35,6 +35,7 @@ class SampleStream:
         self.cursor = 0
         self.skipped: Counter[str] = Counter()
         self.skipped_ids: set[str] = set()
+        self.new_skips: list[dict] = []  # first sighting of each broken sample, drained into skipped.jsonl
         self._cached_epoch, self._cached_order = -1, np.arange(0)
 
     def _order(self) -> np.ndarray:
@@ -68,6 +69,7 @@ class SampleStream:
                     raise RuntimeError("every sample in the training set is broken; see the skipped-sample log") from err
                 if err.sample_id not in self.skipped_ids:
                     self.skipped_ids.add(err.sample_id)
+                    self.new_skips.append({"id": err.sample_id, "reason": err.reason})
                     log.warning("skipping %s", err)
                 self.skipped[err.reason.split(":")[0]] += 1
                 continue
@@ -78,11 +80,17 @@ class SampleStream:
         """Called after every step with its metrics (curricula react to the reward)."""
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "cursor": self.cursor, "skipped": dict(self.skipped)}
+        return {
+            "epoch": self.epoch,
+            "cursor": self.cursor,
+            "skipped": dict(self.skipped),
+            "skipped_ids": sorted(self.skipped_ids),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
         self.skipped = Counter(state.get("skipped", {}))
+        self.skipped_ids = set(state.get("skipped_ids", []))
 
 
 def _lookup(sample: dict, key: str):

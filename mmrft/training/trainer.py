@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from mmrft.config import TrainConfig
+from mmrft.config import ConfigError, TrainConfig
 from mmrft.data.jsonl import JsonlDataset
 from mmrft.data.synthetic.shapes import write_split
 from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_model_and_processor, load_policy
 from mmrft.training.checkpoint import (
-    list_checkpoints,
+    latest_valid_checkpoint,
     load_trainer_state,
+    remove_partial_checkpoints,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -33,6 +37,10 @@ from mmrft.training.run_dir import RunDir
 from mmrft.training.stream import make_stream
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteError(RuntimeError):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
 
 
 def prepare_data(config: TrainConfig) -> None:
@@ -56,6 +64,9 @@ class Trainer:
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         prepare_data(config)
+        for key, path in (("data.train", config.data.train), ("data.heldout", config.data.heldout)):
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{key}: no such file: {path}")
         self.run = RunDir(config.output_dir, config, config.report_to)
         self.policy = load_policy(config.model)
         self.model = self.policy.model
@@ -72,6 +83,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.elapsed = 0.0  # training wall time, carried across resumes
+        self.nonfinite_in_a_row = 0
+        self.skipped_updates = 0  # updates of the current step dropped for a non-finite gradient
+        self.stop_signal: str | None = None
         if resume:
             self._restore()
 
@@ -80,14 +94,22 @@ class Trainer:
         raise NotImplementedError
 
     def optimizer_step(self) -> float:
-        """Clip, step, schedule; returns the pre-clip gradient norm."""
+        """Clip, step, schedule; returns the pre-clip gradient norm.
+
+        A non-finite gradient norm (from a NaN or inf loss or gradient) skips the update: the
+        gradients are dropped, the weights, optimizer and schedule stay as they were, and the
+        step is counted in ``numerics/skipped_updates``.
+        """
         params = [p for p in self.model.parameters() if p.requires_grad]
         max_norm = self.config.optim.max_grad_norm
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
-        self.optimizer.step()
-        self.scheduler.step()
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf")))
+        if math.isfinite(norm):
+            self.optimizer.step()
+            self.scheduler.step()
+        else:
+            self.skipped_updates += 1
         self.optimizer.zero_grad(set_to_none=True)
-        return float(norm)
+        return norm
 
     # -- checkpoints ---------------------------------------------------------------------
     def _state(self) -> dict:
@@ -107,11 +129,12 @@ class Trainer:
         )
 
     def _restore(self) -> None:
-        found = list_checkpoints(self.run.checkpoints)
-        if not found:
-            log.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoints)
+        remove_partial_checkpoints(self.run.checkpoints)
+        latest = latest_valid_checkpoint(self.run.checkpoints)
+        if latest is None:
+            log.warning("--resume: no valid checkpoint in %s; starting from scratch", self.run.checkpoints)
+            self.run.truncate_after(0)
             return
-        latest = found[-1]
         state = load_trainer_state(latest)
         saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
         self.model.load_state_dict(saved.state_dict())
@@ -153,41 +176,78 @@ class Trainer:
                 self.run.write_json("eval/start.json", before)
         self.model.train()
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress_bar, dynamic_ncols=True)
-        while self.step < cfg.max_steps:
-            if cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60:
-                log.info("max_minutes reached after %d steps", self.step)
-                break
-            t0 = time.perf_counter()
-            samples = self.stream.next_batch(cfg.batch_size)
-            metrics = self.train_step(samples)
-            self.step += 1
-            self.stream.observe(self.step, metrics)
-            step_time = time.perf_counter() - t0
-            self.elapsed += step_time
-            metrics = {
-                "step": self.step,
-                **metrics,
-                "lr": self.scheduler.get_last_lr()[0],
-                "data/skipped": sum(self.stream.skipped.values()),
-                "time/step_s": step_time,
-                "time/elapsed_s": self.elapsed,
-            }
-            if cfg.eval_every and self.heldout is not None and self.step % cfg.eval_every == 0:
-                for name, value in self.evaluate_heldout(f"step-{self.step:06d}")["heldout"]["metrics"].items():
-                    metrics[f"eval/{name}"] = value
-            if self.step % cfg.log_every == 0:
-                self.run.log_metrics(metrics)
-            if self.step % cfg.save_every == 0:
-                self.save()
-            bar.update(1)
-            bar.set_postfix(self.progress_fields(metrics))
-        bar.close()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while self.step < cfg.max_steps and self.stop_signal is None:
+                if cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60:
+                    log.info("max_minutes reached after %d steps", self.step)
+                    break
+                self._one_step(bar)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            bar.close()
         final = self.save()
         summary = {"start": before, "final": None, "final_checkpoint": str(final), "steps": self.step}
+        if self.stop_signal is not None:
+            summary["stopped_by"] = self.stop_signal
+            log.warning(
+                "stopped by %s after step %d; checkpoint %s written. Resume with: mmrft train <config> --output-dir %s --resume",
+                self.stop_signal, self.step, final, cfg.output_dir,
+            )
+            return summary
         if cfg.eval_before_after and self.heldout is not None:
             summary["final"] = self.evaluate_heldout("final")
             self.run.write_json("summary.json", summary)
         return summary
+
+    def _request_stop(self, signum, frame) -> None:
+        """SIGTERM / SIGINT: finish the current step, checkpoint, and return. A second one stops at once."""
+        if self.stop_signal is not None:
+            raise KeyboardInterrupt
+        self.stop_signal = signal.Signals(signum).name
+        log.warning("%s received: stopping after the current step", self.stop_signal)
+
+    def _one_step(self, bar) -> None:
+        cfg = self.config
+        t0 = time.perf_counter()
+        self.skipped_updates = 0
+        samples = self.stream.next_batch(cfg.batch_size)
+        metrics = self.train_step(samples)
+        self.step += 1
+        self.stream.observe(self.step, metrics)
+        step_time = time.perf_counter() - t0
+        self.elapsed += step_time
+        metrics = {
+            "step": self.step,
+            **metrics,
+            "lr": self.scheduler.get_last_lr()[0],
+            "data/skipped": sum(self.stream.skipped.values()),
+            "numerics/skipped_updates": self.skipped_updates,
+            "time/step_s": step_time,
+            "time/elapsed_s": self.elapsed,
+        }
+        if self.stream.new_skips:
+            self.run.log_skipped([{"step": self.step, **row} for row in self.stream.new_skips])
+            self.stream.new_skips.clear()
+        if cfg.eval_every and self.heldout is not None and self.step % cfg.eval_every == 0:
+            for name, value in self.evaluate_heldout(f"step-{self.step:06d}")["heldout"]["metrics"].items():
+                metrics[f"eval/{name}"] = value
+        if self.step % cfg.log_every == 0:
+            self.run.log_metrics(metrics)
+        self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if self.skipped_updates else 0
+        if self.nonfinite_in_a_row >= cfg.max_nonfinite_steps:
+            raise NonFiniteError(
+                f"{self.nonfinite_in_a_row} steps in a row had a non-finite loss or gradient (last at step "
+                f"{self.step}); stopped. The last good checkpoint is in {self.run.checkpoints}: lower optim.lr "
+                "or check the rewards, then resume with --resume"
+            )
+        if self.step % cfg.save_every == 0:
+            self.save()
+        bar.update(1)
+        bar.set_postfix(self.progress_fields(metrics))
 
     def progress_fields(self, metrics: dict) -> dict:
         return {"loss": f"{metrics.get('loss', 0):.4f}", "s/step": f"{metrics['time/step_s']:.2f}"}

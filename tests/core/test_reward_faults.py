@@ -1,4 +1,4 @@
-"""A user reward that raises, hangs or returns garbage never stops GRPO training (unless asked to)."""
+"""A user reward that raises, hangs, or returns the wrong length or type never stops GRPO training (unless asked to)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ def raises(completions, **columns):
 
 def half_garbage(completions, **columns):
     return [float(len(c)) if i % 2 else "not a number" for i, c in enumerate(completions)]
+
+def short(completions, **columns):
+    return [1.0] * (len(completions) - 1)
+
+def not_a_list(completions, **columns):
+    return {"score": 1.0}
 
 def hangs(completions, **columns):
     time.sleep(5)
@@ -41,6 +47,8 @@ def test_faulty_rewards_are_contained_and_counted(tmp_path, make_train_config, l
         {"name": f"{broken_rewards}:raises"},
         {"name": f"{broken_rewards}:half_garbage", "on_error": "zero"},
         {"name": f"{broken_rewards}:hangs", "timeout_s": 0.2},
+        {"name": f"{broken_rewards}:short"},
+        {"name": f"{broken_rewards}:not_a_list", "on_error": "zero"},
     ]
     config = make_train_config(tmp_path / "run", rewards=rewards, max_steps=2)
     GRPOTrainer(config).train()
@@ -51,6 +59,9 @@ def test_faulty_rewards_are_contained_and_counted(tmp_path, make_train_config, l
         assert row[f"reward/{broken_rewards}:raises/errors"] == completions
         assert row[f"reward/{broken_rewards}:half_garbage/errors"] == completions // 2
         assert row[f"reward/{broken_rewards}:hangs/errors"] == completions
+        assert row[f"reward/{broken_rewards}:short/errors"] == completions  # wrong length: every item fails
+        assert row[f"reward/{broken_rewards}:not_a_list/errors"] == completions
+        assert row[f"reward/{broken_rewards}:not_a_list/mean"] == 0.0  # on_error zero
         assert row[f"reward/{length_reward}/errors"] == 0
         assert row["loss"] == row["loss"]  # finite: the run trained on the working reward
 
