@@ -45,6 +45,16 @@ def _check_box(solution: Any) -> str | None:
     return None
 
 
+@register_solution_checker("temporal_grounding")
+def _check_interval(solution: Any) -> str | None:
+    """A moment in seconds: [start, end] with 0 <= start < end."""
+    if not isinstance(solution, list) or len(solution) != 2 or not all(map(_is_number, solution)):
+        return f"temporal_grounding solution must be [start, end] in seconds, got {solution!r}"
+    if not 0 <= solution[0] < solution[1]:
+        return f"temporal_grounding solution needs 0 <= start < end, got {solution!r}"
+    return None
+
+
 @register_solution_checker("classification")
 def _check_label(solution: Any) -> str | None:
     if not isinstance(solution, str) or not solution.strip():
@@ -83,6 +93,12 @@ def check_sample(sample: dict[str, Any]) -> None:
     problem = checker(sample["solution"])
     if problem:
         raise fail(problem)
+    duration = sample.get("duration")
+    if task == "temporal_grounding" and duration is not None:
+        if not _is_number(duration) or duration <= 0:
+            raise fail(f"duration must be a positive number of seconds, got {duration!r}")
+        if sample["solution"][1] > duration + 1e-6:
+            raise fail(f"solution ends at {sample['solution'][1]:g} s, beyond the video's duration {duration:g} s")
 
     size = sample.get("image_size")
     if size is not None and not (

@@ -1,0 +1,1 @@
+"""Converters from published dataset formats to mmrft's JSONL sample schema."""
