@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mmrft.config import ModelConfig
+from mmrft.config import ModelConfig, VideoConfig
 from mmrft.data.jsonl import JsonlDataset
 from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_policy
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if not Path(args.data).is_file():
         raise FileNotFoundError(f"data file not found: {args.data}")
-    policy = load_policy(ModelConfig(name_or_path=args.model, coord_convention=args.coord_convention))
+    policy = load_policy(ModelConfig(name_or_path=args.model, coord_convention=args.coord_convention), VideoConfig())
     policy.model.eval()
     result = evaluate(policy, JsonlDataset(args.data), args.limit, args.batch_size, args.max_new_tokens)
     out = Path(args.output_dir)

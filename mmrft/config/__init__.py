@@ -9,6 +9,7 @@ from mmrft.config.schema import (
     OptimConfig,
     RewardConfig,
     TrainConfig,
+    VideoConfig,
 )
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "OptimConfig",
     "RewardConfig",
     "TrainConfig",
+    "VideoConfig",
     "apply_overrides",
     "from_dict",
     "load_config",

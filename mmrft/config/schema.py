@@ -28,6 +28,27 @@ class ModelConfig:
 
 
 @dataclass
+class VideoConfig:
+    """How videos are decoded and sampled (qwen-vl-utils semantics); a video item's own keys
+    (fps, nframes, video_start, video_end, min_pixels, max_pixels) override these per sample."""
+
+    reader: Literal["decord", "torchcodec", "pyav"] = "decord"
+    """Video reader. decord by default; torchcodec (needs system FFmpeg) and pyav as fallbacks."""
+    fps: float | None = 2.0
+    """Frames sampled per second of video (qwen-vl-utils' default 2); ignored when nframes is set."""
+    nframes: int | None = None
+    """A fixed number of frames per video (rounded to an even number) instead of fps."""
+    min_pixels: int = 16 * 28 * 28
+    """Lower pixel budget per frame."""
+    max_pixels: int = 64 * 28 * 28
+    """Upper pixel budget per frame (qwen-vl-utils' default is far larger: set it for your memory)."""
+    max_tokens: int | None = None
+    """Vision tokens allowed per video (frames / 2 x tokens per frame), checked before decoding."""
+    on_over_budget: Literal["reject", "downsample"] = "reject"
+    """A video over max_tokens: reject (the sample fails with the computed number) or take fewer frames."""
+
+
+@dataclass
 class DataConfig:
     train: str = ""
     """Training JSONL (sample schema of DESIGN.md §2); media paths are relative to the file."""
@@ -162,6 +183,8 @@ class TrainConfig:
     """The policy model."""
     data: DataConfig = field(default_factory=DataConfig)
     """Training and held-out data."""
+    video: VideoConfig = field(default_factory=VideoConfig)
+    """Video decoding and sampling."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     """Sampling of completions (GRPO)."""
     rewards: list[RewardConfig] = field(default_factory=list)

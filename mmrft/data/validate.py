@@ -85,6 +85,7 @@ def check_sample(sample: dict[str, Any]) -> None:
     if missing:
         raise fail(f"missing keys: {', '.join(missing)}")
     image_paths = _image_paths(sample["messages"], fail)
+    video_durations = [_video_duration(path, fail) for path in _video_paths(sample["messages"])]
 
     task = sample["task"]
     checker = SOLUTION_CHECKERS.get(task) if isinstance(task, str) else None
@@ -94,11 +95,12 @@ def check_sample(sample: dict[str, Any]) -> None:
     if problem:
         raise fail(problem)
     duration = sample.get("duration")
-    if task == "temporal_grounding" and duration is not None:
-        if not _is_number(duration) or duration <= 0:
-            raise fail(f"duration must be a positive number of seconds, got {duration!r}")
-        if sample["solution"][1] > duration + 1e-6:
-            raise fail(f"solution ends at {sample['solution'][1]:g} s, beyond the video's duration {duration:g} s")
+    if duration is not None and (not _is_number(duration) or duration <= 0):
+        raise fail(f"duration must be a positive number of seconds, got {duration!r}")
+    if task == "temporal_grounding":
+        limits = [d for d in [duration, *video_durations[:1]] if d is not None]
+        if limits and sample["solution"][1] > min(limits) + 1e-6:
+            raise fail(f"solution ends at {sample['solution'][1]:g} s, beyond the video's duration {min(limits):g} s")
 
     size = sample.get("image_size")
     if size is not None and not (
@@ -138,6 +140,27 @@ def _image_paths(messages: Any, fail: Callable[[str], SampleError]) -> list[str]
             if not path.startswith(_REMOTE_PREFIXES):
                 paths.append(path.removeprefix("file://"))
     return paths
+
+
+def _video_paths(messages: list) -> list[str]:
+    """Local video files (not frame lists) named by the (already checked) messages."""
+    return [
+        item["video"].removeprefix("file://")
+        for message in messages
+        if isinstance(message["content"], list)
+        for item in message["content"]
+        if item.get("type") == "video" and isinstance(item.get("video"), str) and not item["video"].startswith(_REMOTE_PREFIXES)
+    ]
+
+
+def _video_duration(path: str, fail: Callable[[str], SampleError]) -> float:
+    """Open the container (no frames decoded): missing, empty, unreadable or frameless files fail."""
+    from mmrft.data.video import VideoError, available_readers, open_video
+
+    try:
+        return open_video(path, available_readers()[0]).info().duration
+    except VideoError as err:
+        raise fail(str(err)) from None
 
 
 def _check_video_files(video: Any, i: int, fail: Callable[[str], SampleError]) -> None:

@@ -1,11 +1,13 @@
 """Turn samples (Qwen chat messages) into model inputs, with each unique visual input kept once.
 
-A step's prompts are processed one sample at a time by the model's real processor (through
-``qwen_vl_utils.process_vision_info``), then left-padded into one batch. Pixel values are not
-repeated per prompt or per completion: they live in a :class:`VisualBank` keyed by the media
-path, and every row of a batch refers to its visuals by index. The vision tower then encodes
-each unique image once per step (see :func:`encode_visuals`), and the embeddings are gathered
-for as many rows as need them, so gradients still flow into the tower.
+A step's prompts are processed one sample at a time by the model's real processor (images
+through ``qwen_vl_utils.fetch_image``, videos through :func:`mmrft.data.video.decode_video`),
+then left-padded into one batch. Pixel values are not repeated per prompt or per completion:
+they live in a :class:`VisualBank` per modality, keyed by the media path (and, for a video, its
+sampling), and every row of a batch refers to its visuals by index. Each unique video is decoded
+once per batch; the vision tower then encodes each unique image and video once per step (see
+:func:`encode_visuals`), and the embeddings are gathered for as many rows as need them, so
+gradients still flow into the tower.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
-from qwen_vl_utils import process_vision_info
+from qwen_vl_utils import fetch_image
+
+from mmrft.data.video import DecodedVideo, decode_video
+
+VIDEO_ITEM_KEYS = ("fps", "nframes", "video_start", "video_end", "min_pixels", "max_pixels")
+"""Keys of a message's video item that set its sampling (qwen-vl-utils names); the rest come from the policy."""
 
 
 @dataclass
@@ -25,15 +32,24 @@ class VisualBank:
     keys: list[str] = field(default_factory=list)
     pixel_values: list[torch.Tensor] = field(default_factory=list)
     grid_thw: list[torch.Tensor] = field(default_factory=list)
+    seconds_per_grid: list[float | None] = field(default_factory=list)
+    """Videos: seconds spanned by one temporal grid step (Qwen2.5-VL's second_per_grid_ts)."""
 
-    def add(self, key: str, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> int:
+    def add(self, key: str, pixel_values: torch.Tensor, grid_thw: torch.Tensor, seconds_per_grid: float | None = None) -> int:
         """Index of ``key`` in the bank, adding it if it is new."""
         if key in self.keys:
             return self.keys.index(key)
         self.keys.append(key)
         self.pixel_values.append(pixel_values)
         self.grid_thw.append(grid_thw)
+        self.seconds_per_grid.append(seconds_per_grid)
         return len(self.keys) - 1
+
+    def subset(self, indices: list[int], into: VisualBank) -> list[int]:
+        """Add entries ``indices`` of this bank to ``into``; their indices there."""
+        return [
+            into.add(self.keys[i], self.pixel_values[i], self.grid_thw[i], self.seconds_per_grid[i]) for i in indices
+        ]
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -48,13 +64,21 @@ class PromptBatch:
     attention_mask: torch.Tensor  # (P, L)
     mm_token_type_ids: torch.Tensor  # (P, L)
     position_ids: torch.Tensor  # (3, P, L), M-RoPE positions
-    visuals: VisualBank
-    visual_index: list[list[int]]  # per prompt, bank indices in the order the prompt uses them
-    image_sizes: list[tuple[int, int] | None]  # original (w, h) of each prompt's first image
-    input_sizes: list[tuple[int, int] | None]  # model-input (w, h) of that image
+    visuals: VisualBank  # images
+    visual_index: list[list[int]]  # per prompt, image bank indices in the order the prompt uses them
+    image_sizes: list[tuple[int, int] | None]  # original (w, h) of each prompt's first image or video frame
+    input_sizes: list[tuple[int, int] | None]  # model-input (w, h) of that image or frame
+    videos: VisualBank = field(default_factory=VisualBank)
+    video_index: list[list[int]] = field(default_factory=list)  # per prompt, video bank indices
+    video_times: list[list[float] | None] = field(default_factory=list)  # seconds of each sampled frame of the first video
 
     def __len__(self) -> int:
         return len(self.sample_ids)
+
+    @property
+    def num_visuals(self) -> int:
+        """Unique images and videos: what one vision-tower pass over the batch encodes."""
+        return len(self.visuals) + len(self.videos)
 
     @property
     def next_position(self) -> torch.Tensor:
@@ -62,13 +86,13 @@ class PromptBatch:
         return self.position_ids.amax(dim=(0, 2)) + 1
 
 
-def _image_items(messages: list[dict]) -> list[dict]:
+def _items(messages: list[dict], kind: str) -> list[dict]:
     return [
         item
         for message in messages
         if isinstance(message.get("content"), list)
         for item in message["content"]
-        if item.get("type") == "image"
+        if item.get("type") == kind
     ]
 
 
@@ -79,11 +103,28 @@ def prompt_messages(sample: dict, image_pixels: dict[str, int] | None = None) ->
         if message["role"] == "assistant":
             break
         message = copy.deepcopy(message)
-        for item in _image_items([message]):
+        for item in _items([message], "image"):
             for key, value in (image_pixels or {}).items():
                 item.setdefault(key, value)
         messages.append(message)
     return messages
+
+
+def _video_settings(item: dict, video_options: dict) -> dict:
+    """decode_video keyword arguments for one video item: the item's own keys over the policy's."""
+    settings = dict(video_options)
+    own = {k: item[k] for k in VIDEO_ITEM_KEYS if item.get(k) is not None}
+    if "fps" in own or "nframes" in own:  # the item's choice of sampling replaces the policy's
+        settings.pop("fps", None)
+        settings.pop("nframes", None)
+    settings.update(own)
+    settings["start"] = settings.pop("video_start", None)
+    settings["end"] = settings.pop("video_end", None)
+    return settings
+
+
+def _video_key(path: str, settings: dict) -> str:
+    return path + "|" + ",".join(f"{k}={settings[k]}" for k in sorted(settings))
 
 
 def build_prompt_batch(
@@ -91,31 +132,71 @@ def build_prompt_batch(
     processor,
     model,
     image_pixels: dict[str, int] | None = None,
+    video_options: dict | None = None,
 ) -> PromptBatch:
-    """Process ``samples`` into a left-padded :class:`PromptBatch` for ``model``."""
-    bank = VisualBank()
-    rows, visual_index, image_sizes, input_sizes = [], [], [], []
+    """Process ``samples`` into a left-padded :class:`PromptBatch` for ``model``.
+
+    ``video_options`` are :func:`mmrft.data.video.decode_video` arguments (reader, fps or
+    nframes, min/max pixels per frame, max_tokens, on_over_budget); a video item's own keys
+    (fps, nframes, video_start, video_end, min_pixels, max_pixels) override them.
+    """
+    bank, videos = VisualBank(), VisualBank()
+    decoded: dict[str, DecodedVideo] = {}  # each unique video decoded once per batch
+    rows, visual_index, video_index, image_sizes, input_sizes, video_times = [], [], [], [], [], []
     patch = processor.image_processor.patch_size
+    temporal = getattr(processor.video_processor, "temporal_patch_size", 2)
     for sample in samples:
         messages = prompt_messages(sample, image_pixels)
         text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        images, _ = process_vision_info(messages, image_patch_size=patch)
-        enc = processor(text=[text], images=images or None, return_tensors="pt")
-        grids = enc.get("image_grid_thw")
+        image_items, video_items = _items(messages, "image"), _items(messages, "video")
+        images = [fetch_image(item, image_patch_size=patch) for item in image_items]
+        clips, keys = [], []
+        for item in video_items:
+            settings = _video_settings(item, {"patch_size": patch, **(video_options or {})})
+            key = _video_key(str(item["video"]), settings)
+            if key not in decoded:
+                decoded[key] = decode_video(item["video"], **settings)
+            clips.append(decoded[key])
+            keys.append(key)
+        video_kwargs = {}
+        if clips:
+            video_kwargs = {
+                "videos": [c.frames for c in clips],
+                # total_num_frames is the clipped span, so sampled_fps matches qwen-vl-utils' sample fps
+                "video_metadata": [
+                    {"fps": c.info.fps, "frames_indices": c.indices, "total_num_frames": c.indices[-1] - c.indices[0] + 1}
+                    for c in clips
+                ],
+                "do_sample_frames": False,
+                "videos_kwargs": {"do_resize": False, "cap_pixels_per_frame": True},  # frames come sized; silences a v5 warning
+            }
+        enc = processor(text=[text], images=images or None, return_tensors="pt", **video_kwargs)
         indices, offset = [], 0
-        for k, item in enumerate(_image_items(messages)):
+        grids = enc.get("image_grid_thw")
+        for k, item in enumerate(image_items):
             n = int(grids[k].prod())
             indices.append(bank.add(str(item["image"]), enc["pixel_values"][offset : offset + n], grids[k]))
             offset += n
         visual_index.append(indices)
-        first = _image_items(messages)[:1]
-        if first:
+        indices, offset = [], 0
+        vgrids = enc.get("video_grid_thw")
+        for k, clip in enumerate(clips):
+            n = int(vgrids[k].prod())
+            seconds = temporal / clip.sample_fps
+            indices.append(videos.add(keys[k], enc["pixel_values_videos"][offset : offset + n], vgrids[k], seconds))
+            offset += n
+        video_index.append(indices)
+        video_times.append(clips[0].timestamps if clips else None)
+        if image_items:
             size = sample.get("image_size")
             if size is None:
-                with Image.open(first[0]["image"]) as im:
+                with Image.open(image_items[0]["image"]) as im:
                     size = im.size
             image_sizes.append((int(size[0]), int(size[1])))
             input_sizes.append((int(grids[0][2]) * patch, int(grids[0][1]) * patch))
+        elif clips:
+            image_sizes.append((clips[0].info.width, clips[0].info.height))
+            input_sizes.append((int(clips[0].frames.shape[3]), int(clips[0].frames.shape[2])))
         else:
             image_sizes.append(None)
             input_sizes.append(None)
@@ -130,10 +211,7 @@ def build_prompt_batch(
         input_ids[r, length - len(ids) :] = ids
         attention_mask[r, length - len(ids) :] = 1
         mm_types[r, length - len(ids) :] = types
-    row_grids = torch.stack([bank.grid_thw[i] for idx in visual_index for i in idx]) if len(bank) else None
-    position_ids, _ = model.model.get_rope_index(
-        input_ids, mm_token_type_ids=mm_types, image_grid_thw=row_grids, attention_mask=attention_mask
-    )
+    position_ids = rope_positions(model, input_ids, mm_types, attention_mask, bank, visual_index, videos, video_index)
     return PromptBatch(
         sample_ids=[str(s.get("id")) for s in samples],
         input_ids=input_ids,
@@ -144,16 +222,52 @@ def build_prompt_batch(
         visual_index=visual_index,
         image_sizes=image_sizes,
         input_sizes=input_sizes,
+        videos=videos,
+        video_index=video_index,
+        video_times=video_times,
     )
 
 
-def encode_visuals(model, bank: VisualBank):
-    """Run the vision tower once over every unique visual in ``bank`` (None if the bank is empty)."""
-    if not len(bank):
-        return None
-    return model.model.get_image_features(
-        torch.cat(bank.pixel_values), torch.stack(bank.grid_thw), return_dict=True
-    )
+def rope_positions(model, input_ids, mm_types, attention_mask, images, image_index, videos, video_index) -> torch.Tensor:
+    """(3, P, L) M-RoPE positions: the model's own ``get_rope_index`` over the rows' images and videos.
+
+    Videos carry their time: Qwen2.5-VL spaces temporal positions by ``second_per_grid_ts``;
+    Qwen3-VL's timestamps are text tokens the processor already wrote into the prompt.
+    """
+    image_rows = [i for idx in image_index for i in idx]
+    video_rows = [i for idx in video_index for i in idx]
+    kwargs = {}
+    if image_rows:
+        kwargs["image_grid_thw"] = torch.stack([images.grid_thw[i] for i in image_rows])
+    if video_rows:
+        kwargs["video_grid_thw"] = torch.stack([videos.grid_thw[i] for i in video_rows])
+        kwargs["second_per_grid_ts"] = torch.tensor([videos.seconds_per_grid[i] for i in video_rows])
+    position_ids, _ = model.model.get_rope_index(input_ids, mm_token_type_ids=mm_types, attention_mask=attention_mask, **kwargs)
+    return position_ids
+
+
+def encode_visuals(model, batch: PromptBatch) -> dict:
+    """Run the vision tower once over every unique image and video of ``batch``: {"image": ..., "video": ...}."""
+    encoded = {}
+    if len(batch.visuals):
+        encoded["image"] = model.model.get_image_features(
+            torch.cat(batch.visuals.pixel_values), torch.stack(batch.visuals.grid_thw), return_dict=True
+        )
+    if len(batch.videos):
+        encoded["video"] = model.model.get_video_features(
+            torch.cat(batch.videos.pixel_values), torch.stack(batch.videos.grid_thw), return_dict=True
+        )
+    return encoded
+
+
+def gather_for_rows(encoded: dict, batch: PromptBatch, rows: list[int]) -> dict | None:
+    """``mm_encoder_outputs`` for a forward whose rows continue prompts ``rows`` (None without visuals)."""
+    out = {}
+    if "image" in encoded:
+        out["image"] = gather_visuals(encoded["image"], [batch.visual_index[p] for p in rows])
+    if "video" in encoded:
+        out["video"] = gather_visuals(encoded["video"], [batch.video_index[p] for p in rows])
+    return out or None
 
 
 def gather_visuals(encoded, rows: list[list[int]]):
@@ -173,20 +287,19 @@ def gather_visuals(encoded, rows: list[list[int]]):
 
 
 def select_prompts(batch: PromptBatch, prompts: list[int]) -> PromptBatch:
-    """The sub-batch of ``prompts``, with a bank holding only the visuals they use."""
-    bank, visual_index = VisualBank(), []
-    for p in prompts:
-        visual_index.append(
-            [bank.add(batch.visuals.keys[i], batch.visuals.pixel_values[i], batch.visuals.grid_thw[i]) for i in batch.visual_index[p]]
-        )
+    """The sub-batch of ``prompts``, with banks holding only the visuals they use."""
+    images, videos = VisualBank(), VisualBank()
     return PromptBatch(
         sample_ids=[batch.sample_ids[p] for p in prompts],
         input_ids=batch.input_ids[prompts],
         attention_mask=batch.attention_mask[prompts],
         mm_token_type_ids=batch.mm_token_type_ids[prompts],
         position_ids=batch.position_ids[:, prompts],
-        visuals=bank,
-        visual_index=visual_index,
+        visuals=images,
+        visual_index=[batch.visuals.subset(batch.visual_index[p], images) for p in prompts],
         image_sizes=[batch.image_sizes[p] for p in prompts],
         input_sizes=[batch.input_sizes[p] for p in prompts],
+        videos=videos,
+        video_index=[batch.videos.subset(batch.video_index[p], videos) for p in prompts] if batch.video_index else [],
+        video_times=[batch.video_times[p] for p in prompts] if batch.video_times else [],
     )

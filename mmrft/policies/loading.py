@@ -78,8 +78,8 @@ def load_model_and_processor(reference: str, dtype: str = "float32"):
     return model, processor
 
 
-def load_policy(model_config) -> QwenVLPolicy:
-    """Build a :class:`QwenVLPolicy` from a :class:`mmrft.config.ModelConfig`."""
+def load_policy(model_config, video_config=None) -> QwenVLPolicy:
+    """Build a :class:`QwenVLPolicy` from a :class:`mmrft.config.ModelConfig` (and a VideoConfig)."""
     model, processor = load_model_and_processor(model_config.name_or_path, model_config.dtype)
     arch = model.config.model_type
     convention = model_config.coord_convention or MODEL_COORD_CONVENTION.get(arch)
@@ -95,4 +95,7 @@ def load_policy(model_config) -> QwenVLPolicy:
         for key, value in (("min_pixels", model_config.image_min_pixels), ("max_pixels", model_config.image_max_pixels))
         if value is not None
     }
-    return QwenVLPolicy(model, processor, coord_convention=convention, image_pixels=pixels)
+    video = {} if video_config is None else {k: v for k, v in vars(video_config).items() if v is not None}
+    if "nframes" in video:
+        video.pop("fps", None)
+    return QwenVLPolicy(model, processor, coord_convention=convention, image_pixels=pixels, video_options=video)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mmrft.policies.inputs import PromptBatch, build_prompt_batch, encode_visuals, gather_visuals
+from mmrft.policies.inputs import PromptBatch, build_prompt_batch, encode_visuals, gather_for_rows
 
 # Tokens a young model may sample that would break the next forward (image features vs tokens)
 # or start a new turn.
@@ -67,16 +67,24 @@ def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 class QwenVLPolicy:
     """A Qwen2-VL / Qwen2.5-VL / Qwen3-VL model and processor, wrapped for RFT."""
 
-    def __init__(self, model, processor, coord_convention: str, image_pixels: dict[str, int] | None = None):
+    def __init__(
+        self,
+        model,
+        processor,
+        coord_convention: str,
+        image_pixels: dict[str, int] | None = None,
+        video_options: dict | None = None,
+    ):
         self.model = model
         self.processor = processor
         self.coord_convention = coord_convention
         self.image_pixels = image_pixels or {}
+        self.video_options = video_options or {}
         tok = processor.tokenizer
         self.pad_id = tok.pad_token_id
         self.stop_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in STOP_TOKENS if t in tok.get_vocab()])
         self.suppressed_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in SUPPRESSED_TOKENS if t in tok.get_vocab()])
-        self.vision_encodes = 0  # images run through the vision tower since the last reset
+        self.vision_encodes = 0  # images and videos run through the vision tower since the last reset
 
     @property
     def arch(self) -> str:
@@ -84,12 +92,13 @@ class QwenVLPolicy:
 
     def prompts(self, samples: list[dict]) -> PromptBatch:
         """Process samples into a :class:`PromptBatch` (left-padded, visuals deduplicated)."""
-        return build_prompt_batch(samples, self.processor, self.model, self.image_pixels)
+        return build_prompt_batch(samples, self.processor, self.model, self.image_pixels, self.video_options)
 
-    def _encode(self, batch: PromptBatch, prompt_rows: list[int]):
-        encoded = encode_visuals(self.model, batch.visuals)
-        self.vision_encodes += len(batch.visuals)
-        return gather_visuals(encoded, [batch.visual_index[p] for p in prompt_rows])
+    def _encode(self, batch: PromptBatch, prompt_rows: list[int], model=None) -> dict | None:
+        """Vision-tower outputs for rows continuing ``prompt_rows``: each unique visual encoded once."""
+        encoded = encode_visuals(model or self.model, batch)
+        self.vision_encodes += batch.num_visuals
+        return gather_for_rows(encoded, batch, prompt_rows)
 
     @torch.no_grad()
     def sample(
@@ -112,7 +121,7 @@ class QwenVLPolicy:
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
-            mm_encoder_outputs={"image": self._encode(batch, list(range(P)))} if len(batch.visuals) else None,
+            mm_encoder_outputs=self._encode(batch, list(range(P))),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -190,11 +199,7 @@ class QwenVLPolicy:
         steps = torch.arange(T).view(1, 1, T)
         completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + steps).expand(3, -1, -1)
         position_ids = torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2)
-        visuals = None
-        if len(batch.visuals):
-            encoded = encode_visuals(model, batch.visuals)
-            self.vision_encodes += len(batch.visuals)
-            visuals = {"image": gather_visuals(encoded, [batch.visual_index[p] for p in rows])}
+        visuals = self._encode(batch, rows, model)
         out = model(
             input_ids=input_ids,
             attention_mask=attention,

@@ -40,7 +40,7 @@ def select_by_pass_rate(
     Uses the config's model, task rewards (``task: true``), generation settings and seed.
     Broken samples are skipped and counted. Returns counts and the pass-rate histogram.
     """
-    policy = load_policy(config.model)
+    policy = load_policy(config.model, config.video)
     policy.model.eval()
     rewards = [(r, reward_spec(r.name)) for r in config.rewards if r.task]
     if not rewards:

@@ -68,7 +68,7 @@ class Trainer:
             if path and not Path(path).is_file():
                 raise ConfigError(f"{key}: no such file: {path}")
         self.run = RunDir(config.output_dir, config, config.report_to)
-        self.policy = load_policy(config.model)
+        self.policy = load_policy(config.model, config.video)
         self.model = self.policy.model
         self.dataset = JsonlDataset(config.data.train)
         self.heldout = JsonlDataset(config.data.heldout) if config.data.heldout else None
