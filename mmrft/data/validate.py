@@ -55,6 +55,24 @@ def _check_interval(solution: Any) -> str | None:
     return None
 
 
+@register_solution_checker("video_qa")
+def _check_letter(solution: Any) -> str | None:
+    if not (isinstance(solution, str) and len(solution) == 1 and "A" <= solution <= "Z"):
+        return f"video_qa solution must be one option letter A-Z, got {solution!r}"
+    return None
+
+
+@register_solution_checker("tracking")
+def _check_track(solution: Any) -> str | None:
+    """One box per asked frame ([x1, y1, x2, y2] pixels, or null where the object is absent)."""
+    if not isinstance(solution, list) or not solution:
+        return f"tracking solution must be a non-empty list of boxes or nulls, got {solution!r}"
+    for box in solution:
+        if box is not None and _check_box(box) is not None:
+            return f"tracking solution has a bad box {box!r}"
+    return None
+
+
 @register_solution_checker("classification")
 def _check_label(solution: Any) -> str | None:
     if not isinstance(solution, str) or not solution.strip():

@@ -16,9 +16,10 @@ import torch
 from mmrft.data.errors import SampleError
 from mmrft.data.validate import check_sample
 from mmrft.registry import Registry
-from mmrft.rewards.answers import score_count, score_label
+from mmrft.rewards.answers import score_choice, score_count, score_label
 from mmrft.rewards.grounding import score_box
 from mmrft.rewards.parsing import extract_answer, parse_box
+from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
 
 TASK_SCORERS = Registry("task scorer")
 
@@ -52,6 +53,35 @@ def _answer_scorer(score_fn):
 
 TASK_SCORERS.register("classification")(_answer_scorer(score_label))
 TASK_SCORERS.register("counting")(_answer_scorer(score_count))
+
+
+@TASK_SCORERS.register("video_qa")
+def _score_choice(text: str, sample: dict, meta: dict) -> Scored:
+    answer = extract_answer(text)
+    score = score_choice(text, sample["solution"], sample.get("options")) or 0.0
+    return Scored(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
+
+
+@TASK_SCORERS.register("temporal_grounding")
+def _score_temporal(text: str, sample: dict, meta: dict) -> Scored:
+    """R1@{0.3, 0.5, 0.7} (the top-1 moment's tIoU reaches the threshold) and mean tIoU, in seconds."""
+    answer = extract_answer(text)
+    segments = parse_intervals(answer) if answer is not None else None
+    iou = score_temporal(text, sample["solution"], sample.get("duration")) or 0.0
+    failure = "no_answer_block" if answer is None else ("unparseable_interval" if segments is None else None)
+    scores = {f"r1@{t}": float(iou >= t) for t in (0.3, 0.5, 0.7)}
+    return Scored(segments, {**scores, "miou": iou}, failure)
+
+
+@TASK_SCORERS.register("tracking")
+def _score_tracking(text: str, sample: dict, meta: dict) -> Scored:
+    """Mean box IoU over the asked frames, boxes in the model's convention."""
+    answer = extract_answer(text)
+    track = parse_track(answer) if answer is not None else None
+    size = sample.get("image_size") or meta["image_size"]
+    iou = score_track(text, sample["solution"], size, meta["input_size"], meta["convention"]) or 0.0
+    failure = "no_answer_block" if answer is None else ("unparseable_track" if track is None else None)
+    return Scored(track, {"mean_iou": iou}, failure)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from mmrft.config import ConfigError, TrainConfig
 from mmrft.data.jsonl import JsonlDataset
-from mmrft.data.synthetic.shapes import write_split
+from mmrft.data.synthetic import write_synthetic_split
 from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_model_and_processor, load_policy
 from mmrft.training.checkpoint import (
@@ -52,7 +52,7 @@ def prepare_data(config: TrainConfig) -> None:
     spec = dict(spec)
     task, seed, size = spec.pop("task"), spec.pop("seed", 0), spec.pop("image_size", 112)
     for split, n in spec.items():
-        write_split(task, split, train.parent, n=int(n), seed=seed, image_size=size)
+        write_synthetic_split(task, split, train.parent, n=int(n), seed=seed, size=size)
     log.info("generated synthetic %s data in %s", task, train.parent)
 
 

@@ -1,5 +1,23 @@
-"""Synthetic datasets generated from a seed; `python -m mmrft.data.synthetic --help`."""
+"""Synthetic datasets generated from a seed; `python -m mmrft.data.synthetic --help`.
 
+Image tasks (:mod:`shapes`): grounding, classification, counting. Video tasks
+(:mod:`moving_shapes`): temporal_grounding, video_qa, tracking.
+"""
+
+from pathlib import Path
+
+from mmrft.data.synthetic.moving_shapes import write_video_split
 from mmrft.data.synthetic.shapes import SPLITS, TASKS, make_sample, write_split
 
-__all__ = ["SPLITS", "TASKS", "make_sample", "write_split"]
+VIDEO_TASKS = ("temporal_grounding", "video_qa", "tracking")
+ALL_TASKS = (*TASKS, *VIDEO_TASKS)
+
+
+def write_synthetic_split(task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112) -> Path:
+    """Write a split of any synthetic task (image or video) into ``out_dir``."""
+    if task in VIDEO_TASKS:
+        return write_video_split(task, split, out_dir, n, seed=seed, size=size)
+    return write_split(task, split, out_dir, n, seed=seed, image_size=size)
+
+
+__all__ = ["ALL_TASKS", "SPLITS", "TASKS", "VIDEO_TASKS", "make_sample", "write_split", "write_synthetic_split"]

@@ -1,27 +1,25 @@
-"""Generate the train and heldout splits of a synthetic shapes task into one directory."""
+"""Generate the train and heldout splits of a synthetic image or video task into one directory."""
 
 import argparse
 from collections.abc import Sequence
 
-from mmrft.data.synthetic.shapes import TASKS, write_split
+from mmrft.data.synthetic import ALL_TASKS, write_synthetic_split
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line and write `OUT/train.jsonl`, `OUT/heldout.jsonl` and `OUT/images/`."""
+    """Parse the command line and write `OUT/train.jsonl`, `OUT/heldout.jsonl` and their media."""
     parser = argparse.ArgumentParser(prog="python -m mmrft.data.synthetic", description=__doc__)
-    parser.add_argument("--task", required=True, choices=sorted(TASKS))
+    parser.add_argument("--task", required=True, choices=sorted(ALL_TASKS))
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--train", type=int, default=1000, help="number of train samples")
     parser.add_argument("--heldout", type=int, default=200, help="number of heldout samples")
     parser.add_argument("--seed", type=int, default=0, help="non-negative base seed")
-    parser.add_argument("--image-size", type=int, default=112, help="square canvas side in pixels")
+    parser.add_argument("--image-size", type=int, default=112, help="square canvas (or frame) side in pixels")
     args = parser.parse_args(argv)
     if args.seed < 0:
         parser.error("--seed must be non-negative")
     for split, n in (("train", args.train), ("heldout", args.heldout)):
-        path = write_split(
-            args.task, split, args.out, n, seed=args.seed, image_size=args.image_size
-        )
+        path = write_synthetic_split(args.task, split, args.out, n, seed=args.seed, size=args.image_size)
         print(f"wrote {n} samples to {path}")
 
 

@@ -93,7 +93,7 @@ class Scene:
 
 
 @cache
-def _mask(shape: str, size: int) -> Image.Image:
+def shape_mask(shape: str, size: int) -> Image.Image:
     """The shape drawn in white on a black `size` x `size` mask."""
     mask = Image.new("L", (size, size), 0)
     _DRAWERS[shape](ImageDraw.Draw(mask), size - 1)
@@ -116,7 +116,7 @@ def make_scene(rng: np.random.Generator, spec: SplitSpec, width: int, height: in
         raise ValueError(f"could not place shapes of sizes {sizes} on a {width}x{height} canvas")
     shapes = []
     for (colour, shape), size, (x, y) in zip(chosen, sizes, corners, strict=True):
-        bx1, by1, bx2, by2 = _mask(shape, size).getbbox()
+        bx1, by1, bx2, by2 = shape_mask(shape, size).getbbox()
         shapes.append(Shape(shape, colour, x, y, size, (x + bx1, y + by1, x + bx2, y + by2)))
     background = int(rng.integers(*BACKGROUND_TONES))
     return Scene(width, height, background, tuple(shapes))
@@ -153,7 +153,7 @@ def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
     grey = (scene.background + noise).clip(0, 255).astype(np.uint8)
     image = Image.fromarray(grey, mode="L").convert("RGB")
     for s in scene.shapes:
-        image.paste(COLOURS[s.colour], (s.x, s.y), _mask(s.shape, s.size))
+        image.paste(COLOURS[s.colour], (s.x, s.y), shape_mask(s.shape, s.size))
     return image
 
 

@@ -1,0 +1,81 @@
+"""Synthetic moving-shape videos: deterministic, decodable, and their answers true to the pixels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmrft.data.jsonl import JsonlDataset
+from mmrft.data.synthetic import write_synthetic_split
+from mmrft.data.synthetic.moving_shapes import FPS, FRAMES, SECONDS, make_video_sample
+from mmrft.data.synthetic.shapes import COLOURS
+from mmrft.data.validate import check_sample
+from mmrft.data.video import decode_video
+from mmrft.eval.evaluate import TASK_SCORERS
+
+TASKS = ("temporal_grounding", "video_qa", "tracking")
+
+
+def _colour_present(frame: np.ndarray, colour: str) -> bool:
+    return bool((np.abs(frame.astype(int) - COLOURS[colour]).sum(-1) < 60).sum() > 20)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_deterministic_and_valid(task, tmp_path):
+    a, fa = make_video_sample(task, "train", 3, seed=1)
+    b, fb = make_video_sample(task, "train", 3, seed=1)
+    assert a == b and np.array_equal(fa, fb)
+    assert fa.shape == (FRAMES, 112, 112, 3)
+    path = write_synthetic_split(task, "heldout", tmp_path, n=3, seed=1)
+    data = JsonlDataset(path)
+    for i in range(len(data)):
+        check_sample(data[i])
+        assert data[i]["meta"]["difficulty"] == 3  # held-out clips hold 3 shapes; training ones 1-2
+    counts = {make_video_sample(task, "train", i)[0]["meta"]["difficulty"] for i in range(20)}
+    assert counts <= {1, 2}
+
+
+def test_temporal_window_matches_the_decoded_video(tmp_path):
+    path = write_synthetic_split("temporal_grounding", "train", tmp_path, n=6, seed=0)
+    checked = 0
+    for line in path.read_text().splitlines():
+        sample = json.loads(line)
+        start, end = sample["solution"]
+        assert sample["duration"] == SECONDS and 0 <= start < end <= SECONDS
+        target = sample["messages"][0]["content"][1]["text"].split("the ")[1].split(" visible")[0]
+        colour = target.split()[0]
+        others = [s for s in sample["meta"]["shapes"] if s["colour"] == colour and f"{s['colour']} {s['shape']}" != target]
+        if others:  # another shape shares the colour: pixel colour alone cannot tell them apart
+            continue
+        video = decode_video(tmp_path / sample["messages"][0]["content"][0]["video"], "decord", nframes=FRAMES)
+        frames = video.frames.permute(0, 2, 3, 1).numpy()
+        visible = [t for t, f in zip(video.timestamps, frames) if _colour_present(f, colour)]
+        assert visible[0] == pytest.approx(start) and visible[-1] == pytest.approx(end - 1 / FPS)
+        checked += 1
+    assert checked >= 3
+
+
+def test_scorers_on_hand_checked_answers():
+    sample, _ = make_video_sample("temporal_grounding", "train", 0)
+    start, end = sample["solution"]
+    score = TASK_SCORERS.get("temporal_grounding")
+    exact = score(f"<answer>[{start}, {end}]</answer>", sample, {})
+    assert exact.scores == {"r1@0.3": 1.0, "r1@0.5": 1.0, "r1@0.7": 1.0, "miou": 1.0}
+    length = end - start
+    shifted = score(f"<answer>[{start + length / 2}, {end + length / 2}]</answer>", sample, {})
+    if end + length / 2 <= SECONDS:
+        assert shifted.scores["miou"] == pytest.approx(1 / 3) and shifted.scores["r1@0.3"] == 1.0 and shifted.scores["r1@0.5"] == 0.0
+    assert score("the moment is early on", sample, {}).failure == "no_answer_block"
+    assert score("<answer>soon</answer>", sample, {}).failure == "unparseable_interval"
+
+    qa, _ = make_video_sample("video_qa", "train", 0)
+    assert TASK_SCORERS.get("video_qa")(f"<answer>{qa['solution']}</answer>", qa, {}).scores == {"accuracy": 1.0}
+    right_text = qa["options"][ord(qa["solution"]) - 65]
+    assert TASK_SCORERS.get("video_qa")(f"<answer>{right_text}</answer>", qa, {}).scores == {"accuracy": 1.0}
+
+    track, _ = make_video_sample("tracking", "train", 0)
+    meta = {"image_size": (112, 112), "input_size": (112, 112), "convention": "pixels"}
+    perfect = TASK_SCORERS.get("tracking")(f"<answer>{json.dumps(track['solution'])}</answer>", track, meta)
+    assert perfect.scores == {"mean_iou": pytest.approx(1.0)} and perfect.failure is None
