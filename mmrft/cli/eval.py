@@ -22,6 +22,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--coord-convention", help="override the model's box convention")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--frame-schedule", type=int, nargs="+",
+        help="video test-time frame scaling: frame counts to try in turn (e.g. 4 8 16); writes frame_scaling.json",
+    )
+    parser.add_argument("--votes", type=int, default=4, help="answers sampled per frame count under --frame-schedule")
     parser.set_defaults(func=run)
     return parser
 
@@ -39,6 +44,14 @@ def run(args: argparse.Namespace) -> int:
     with open(out / "samples.jsonl", "w") as f:
         for row in result.samples:
             f.write(json.dumps(row) + "\n")
+    if args.frame_schedule:
+        from mmrft.eval.frame_scaling import frame_scaling_eval
+
+        data = JsonlDataset(args.data)
+        samples = [data[i] for i in range(len(data) if args.limit is None else min(args.limit, len(data)))]
+        scaling = frame_scaling_eval(policy, samples, tuple(args.frame_schedule), args.votes, max_new_tokens=args.max_new_tokens)
+        (out / "frame_scaling.json").write_text(json.dumps(scaling.as_json(), indent=2))
+        print(f"frame scaling: {scaling.as_json()}")
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
     print(f"{report['benchmark']}: n={result.n} {metrics} failures={result.failures}")
     print(f"wrote {out / 'eval.json'}")
