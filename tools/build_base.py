@@ -2,10 +2,12 @@
 
     python tools/build_base.py                 # ~40 minutes on 2 CPU cores
     python tools/build_base.py --minutes 5     # a quicker, weaker base
+    python tools/build_base.py --config configs/pretrain_video_base.yaml \
+        --run-dir runs/pretrain_video_base --out models/tiny-qwen2_5_vl-video-base
 
-Runs ``mmrft train configs/pretrain_base.yaml`` (seeded: same data, same init, same order),
-then copies the final weights and processor to ``models/tiny-qwen2_5_vl-base`` together with
-its training log (held-out metrics by step) and a model card.
+Runs ``mmrft train CONFIG`` (seeded: same data, same init, same order; default
+configs/pretrain_base.yaml), then copies the final weights and processor to the output
+directory together with its training log (held-out metrics by step) and a model card.
 """
 
 import argparse
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/pretrain_base.yaml")
     parser.add_argument("--minutes", type=float, default=40.0, help="pretraining wall time")
     parser.add_argument("--run-dir", default="runs/pretrain_base")
     parser.add_argument("--out", default="models/tiny-qwen2_5_vl-base")
@@ -27,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     run_dir, out = ROOT / args.run_dir, ROOT / args.out
     if not args.skip_training:
-        cmd = ["mmrft", "train", "configs/pretrain_base.yaml", f"max_minutes={args.minutes}", f"output_dir={args.run_dir}"]
+        cmd = ["mmrft", "train", args.config, f"max_minutes={args.minutes}", f"output_dir={args.run_dir}"]
         subprocess.run(cmd, cwd=ROOT, check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     checkpoint = Path(summary["final_checkpoint"])
@@ -41,12 +44,17 @@ def main() -> None:
     shutil.copy(run_dir / "config.yaml", out / "pretrain_config.yaml")
     final = summary["final"]["heldout"]["metrics"]
     card = (ROOT / "tools" / "base_card.md").read_text().format(
-        steps=summary["steps"], acc=final["acc@0.5"], iou=final["mean_iou"], n=summary["final"]["heldout"]["n"]
+        steps=summary["steps"], metrics=_metrics(final), n=summary["final"]["heldout"]["n"]
     )
     train = summary["final"]["train"]["metrics"]
-    card += f"- Training split at the end (first 200 scenes): Acc@0.5 {train['acc@0.5']:.3f}, mean IoU {train['mean_iou']:.3f}.\n"
+    card += f"- Training split at the end (first {summary['final']['train']['n']} samples): {_metrics(train)}.\n"
     (out / "README.md").write_text(card)
-    print(f"wrote {out}: held-out acc@0.5={final['acc@0.5']:.3f} mean_iou={final['mean_iou']:.3f}")
+    print(f"wrote {out}: held-out {_metrics(final)}")
+
+
+def _metrics(metrics: dict) -> str:
+    names = {"acc@0.5": "Acc@0.5", "mean_iou": "mean IoU", "miou": "mIoU", "accuracy": "accuracy"}
+    return ", ".join(f"{names.get(k, k.upper() if k.startswith('r1') else k)} {v:.3f}" for k, v in metrics.items())
 
 
 if __name__ == "__main__":

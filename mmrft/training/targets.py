@@ -15,8 +15,21 @@ def _box_target(solution, convention: str, image_size, input_size) -> str:
     return f"<answer>{format_box(from_original(solution, convention, image_size, input_size))}</answer>"
 
 
+@TARGET_RENDERERS.register("temporal_grounding")
+def _interval_target(solution, convention: str, image_size, input_size) -> str:
+    start, end = solution
+    return f"<answer>[{start:g}, {end:g}]</answer>"
+
+
+@TARGET_RENDERERS.register("tracking")
+def _track_target(solution, convention: str, image_size, input_size) -> str:
+    boxes = ["null" if b is None else format_box(from_original(b, convention, image_size, input_size)) for b in solution]
+    return f"<answer>[{', '.join(boxes)}]</answer>"
+
+
 @TARGET_RENDERERS.register("classification")
 @TARGET_RENDERERS.register("counting")
+@TARGET_RENDERERS.register("video_qa")
 def _plain_target(solution, convention: str, image_size, input_size) -> str:
     label = solution[0] if isinstance(solution, list) else solution
     return f"<answer>{label}</answer>"
