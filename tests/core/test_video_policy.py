@@ -143,3 +143,17 @@ def test_grpo_on_video_with_temporal_iou(tmp_path, make_train_config, length_rew
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["vision/encodes"] == 2 and r["grad_norm"] > 0 for r in rows)  # 1 video: 1 encode to sample, 1 to train
     assert all(r["reward/temporal_iou/errors"] == 0 for r in rows)
+
+
+def test_sft_on_video_targets(tmp_path, make_train_config):
+    from mmrft.training import SFTTrainer
+    from mmrft.training.targets import target_text
+
+    sample = video_sample("v0")
+    assert target_text(sample, "input_pixels", None, None) == "<answer>[1, 4]</answer>"
+    train = tmp_path / "videos.jsonl"
+    train.write_text("".join(json.dumps(video_sample(f"v{i}")) + "\n" for i in range(4)))
+    config = make_train_config(tmp_path / "run", stage="sft", data={"train": str(train), "heldout": None}, video=VIDEO, max_steps=2)
+    SFTTrainer(config).train()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["loss"] > 0 and r["vision/encodes"] == 1 for r in rows)
