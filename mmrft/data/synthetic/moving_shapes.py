@@ -17,7 +17,6 @@ shapes than any training clip. Every clip is a pure function of (task, split, se
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import av
 import numpy as np
 
 from mmrft.data.synthetic.shapes import COLOURS, NOISE, NOISE_BLOCK, SHAPES, shape_mask
+from mmrft.data.synthetic.writer import write_samples
 
 FPS = 4
 SECONDS = 8
@@ -181,12 +181,4 @@ def make_video_sample(task: str, split: str, index: int, seed: int = 0, size: in
 
 def write_video_split(task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112) -> Path:
     """Write ``n`` samples to ``out_dir/{split}.jsonl`` and their MP4s to ``out_dir/videos/``."""
-    out_dir = Path(out_dir)
-    (out_dir / "videos").mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{split}.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for index in range(n):
-            sample, frames = make_video_sample(task, split, index, seed, size)
-            write_mp4(frames, out_dir / sample["messages"][0]["content"][0]["video"])
-            f.write(json.dumps(sample) + "\n")
-    return path
+    return write_samples(out_dir, split, n, lambda index: make_video_sample(task, split, index, seed, size), write_mp4)

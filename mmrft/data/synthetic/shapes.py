@@ -7,7 +7,6 @@ differ by their random streams and by the scene parameters in `SPLITS`, so heldo
 measures generalisation to scenes unlike any seen in training.
 """
 
-import json
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from mmrft.data.synthetic.writer import write_samples
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -248,12 +249,6 @@ def write_split(
 
     Returns the JSONL path. `seed` must be a non-negative int.
     """
-    out_dir = Path(out_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    jsonl_path = out_dir / f"{split}.jsonl"
-    with open(jsonl_path, "w", encoding="utf-8") as f:
-        for index in range(n):
-            sample, image = make_sample(task, split, index, seed, image_size)
-            image.save(out_dir / sample["messages"][0]["content"][0]["image"])
-            f.write(json.dumps(sample) + "\n")
-    return jsonl_path
+    return write_samples(
+        out_dir, split, n, lambda index: make_sample(task, split, index, seed, image_size), lambda image, path: image.save(path)
+    )
