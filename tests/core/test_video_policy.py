@@ -157,3 +157,36 @@ def test_sft_on_video_targets(tmp_path, make_train_config):
     SFTTrainer(config).train()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["loss"] > 0 and r["vision/encodes"] == 1 for r in rows)
+
+
+def test_broken_videos_are_skipped_and_counted(tmp_path, make_train_config, length_reward):
+    import os
+
+    empty, corrupt = tmp_path / "empty.mp4", tmp_path / "corrupt.mp4"
+    empty.write_bytes(b"")
+    corrupt.write_bytes(os.urandom(2048))
+    broken = {
+        "missing": video_sample("missing"),
+        "empty": video_sample("empty"),
+        "corrupt": video_sample("corrupt"),
+        "past-the-end": {**video_sample("past-the-end"), "solution": [6.0, 11.0], "duration": None},
+    }
+    broken["missing"]["messages"][0]["content"][0]["video"] = str(tmp_path / "none.mp4")
+    broken["empty"]["messages"][0]["content"][0]["video"] = str(empty)
+    broken["corrupt"]["messages"][0]["content"][0]["video"] = str(corrupt)
+    del broken["past-the-end"]["duration"]  # only the file itself says it is 10 s long
+    rows = [video_sample("good-0"), *broken.values(), video_sample("good-1"), video_sample("good-2")]
+    train = tmp_path / "videos.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = make_train_config(
+        tmp_path / "run", data={"train": str(train), "heldout": None, "shuffle": False}, video=VIDEO,
+        rewards=[{"name": length_reward}], max_steps=2,
+    )
+    GRPOTrainer(config).train()
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2] and metrics[-1]["data/skipped"] == 4
+    report = {r["id"]: r["reason"] for r in map(json.loads, (tmp_path / "run" / "skipped.jsonl").read_text().splitlines())}
+    assert set(report) == set(broken)
+    assert "video not found" in report["missing"] and "empty" in report["empty"]
+    assert "cannot read video" in report["corrupt"]
+    assert "beyond the video's duration 10 s" in report["past-the-end"]
