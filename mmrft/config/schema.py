@@ -24,7 +24,13 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights' dtype. bfloat16 is for GPUs."""
     freeze_vision: bool = False
-    """Keep the vision tower's weights fixed."""
+    """Keep the vision encoder's weights fixed (patch embedding and blocks; not the projector)."""
+    freeze_projector: bool = False
+    """Keep the vision-to-language projector (merger, and Qwen3-VL's deepstack mergers) fixed."""
+    freeze_language: bool = False
+    """Keep the language model and its output head fixed."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of storing them (less memory, more time)."""
 
 
 @dataclass

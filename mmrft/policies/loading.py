@@ -78,6 +78,27 @@ def load_model_and_processor(reference: str, dtype: str = "float32"):
     return model, processor
 
 
+PROJECTOR_MODULES = ("merger", "deepstack_merger_list")
+
+
+def freeze(model, vision: bool = False, projector: bool = False, language: bool = False) -> None:
+    """Fix the chosen parts' weights: vision encoder, projector (mergers), language model + head."""
+    visual = model.model.visual
+    for name, module in visual.named_children():
+        if (projector if name in PROJECTOR_MODULES else vision):
+            module.requires_grad_(False)
+    if language:
+        model.model.language_model.requires_grad_(False)
+        model.lm_head.requires_grad_(False)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ModelLoadError("model.freeze_*: every part of the model is frozen; nothing would train")
+
+
+def enable_activation_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward pass (non-reentrant: works with frozen inputs)."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
 def load_policy(model_config, video_config=None) -> QwenVLPolicy:
     """Build a :class:`QwenVLPolicy` from a :class:`mmrft.config.ModelConfig` (and a VideoConfig)."""
     model, processor = load_model_and_processor(model_config.name_or_path, model_config.dtype)
@@ -88,8 +109,9 @@ def load_policy(model_config, video_config=None) -> QwenVLPolicy:
             f"model '{model_config.name_or_path}': architecture {arch} has no known box convention; "
             "set model.coord_convention"
         )
-    if model_config.freeze_vision:
-        model.model.visual.requires_grad_(False)
+    freeze(model, model_config.freeze_vision, model_config.freeze_projector, model_config.freeze_language)
+    if model_config.gradient_checkpointing:
+        enable_activation_checkpointing(model)
     pixels = {
         key: value
         for key, value in (("min_pixels", model_config.image_min_pixels), ("max_pixels", model_config.image_max_pixels))

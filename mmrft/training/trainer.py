@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import resource
 import signal
 import threading
 import time
@@ -37,6 +38,15 @@ from mmrft.training.run_dir import RunDir
 from mmrft.training.stream import make_stream
 
 log = logging.getLogger(__name__)
+
+
+def peak_memory_gb() -> float:
+    """Peak accelerator memory of this step (reset after reading) on CUDA; else the process's peak RSS."""
+    if torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated() / 1e9
+        torch.cuda.reset_peak_memory_stats()
+        return peak
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is KiB on Linux
 
 
 class NonFiniteError(RuntimeError):
@@ -226,6 +236,7 @@ class Trainer:
             "lr": self.scheduler.get_last_lr()[0],
             "data/skipped": sum(self.stream.skipped.values()),
             "numerics/skipped_updates": self.skipped_updates,
+            "mem/peak_gb": peak_memory_gb(),
             "time/step_s": step_time,
             "time/elapsed_s": self.elapsed,
         }
