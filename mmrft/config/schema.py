@@ -31,6 +31,19 @@ class ModelConfig:
     """Keep the language model and its output head fixed."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass instead of storing them (less memory, more time)."""
+    lora_rank: int = 0
+    """LoRA (through PEFT) rank; 0 trains full weights. With LoRA only the adapters train: the base
+    weights, vision tower included, stay fixed."""
+    lora_alpha: float = 16.0
+    """LoRA scaling numerator (the update is scaled by alpha / rank)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA branch's input."""
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Linear layers that get adapters (by name), in the language model only unless lora_vision."""
+    lora_vision: bool = False
+    """Also put adapters on matching layers of the vision tower (off by default, as in most VLM recipes)."""
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import huggingface_hub
@@ -99,6 +100,21 @@ def enable_activation_checkpointing(model) -> None:
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
 
+def add_lora(model, model_config):
+    """Inject PEFT LoRA adapters into ``model`` in place (base weights frozen); returns the PeftModel."""
+    from peft import LoraConfig, get_peft_model
+
+    names = "|".join(re.escape(n) for n in model_config.lora_target_modules)
+    scope = "" if model_config.lora_vision else r"language_model\."
+    config = LoraConfig(
+        r=model_config.lora_rank,
+        lora_alpha=model_config.lora_alpha,
+        lora_dropout=model_config.lora_dropout,
+        target_modules=rf".*{scope}.*\.({names})$",
+    )
+    return get_peft_model(model, config)
+
+
 def load_policy(model_config, video_config=None) -> QwenVLPolicy:
     """Build a :class:`QwenVLPolicy` from a :class:`mmrft.config.ModelConfig` (and a VideoConfig)."""
     model, processor = load_model_and_processor(model_config.name_or_path, model_config.dtype)
@@ -109,6 +125,7 @@ def load_policy(model_config, video_config=None) -> QwenVLPolicy:
             f"model '{model_config.name_or_path}': architecture {arch} has no known box convention; "
             "set model.coord_convention"
         )
+    peft = add_lora(model, model_config) if model_config.lora_rank > 0 else None
     freeze(model, model_config.freeze_vision, model_config.freeze_projector, model_config.freeze_language)
     if model_config.gradient_checkpointing:
         enable_activation_checkpointing(model)
@@ -120,4 +137,6 @@ def load_policy(model_config, video_config=None) -> QwenVLPolicy:
     video = {} if video_config is None else {k: v for k, v in vars(video_config).items() if v is not None}
     if "nframes" in video:
         video.pop("fps", None)
-    return QwenVLPolicy(model, processor, coord_convention=convention, image_pixels=pixels, video_options=video)
+    policy = QwenVLPolicy(model, processor, coord_convention=convention, image_pixels=pixels, video_options=video)
+    policy.peft = peft
+    return policy

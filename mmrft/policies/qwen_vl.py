@@ -80,6 +80,7 @@ class QwenVLPolicy:
         self.coord_convention = coord_convention
         self.image_pixels = image_pixels or {}
         self.video_options = video_options or {}
+        self.peft = None  # the PeftModel wrapping ``model`` when LoRA adapters train (see loading.add_lora)
         tok = processor.tokenizer
         self.pad_id = tok.pad_token_id
         self.stop_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in STOP_TOKENS if t in tok.get_vocab()])

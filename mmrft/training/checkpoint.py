@@ -22,6 +22,7 @@ import torch
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 MARKER = "complete.json"
+ADAPTER_DIR = "adapter"
 log = logging.getLogger(__name__)
 
 
@@ -41,16 +42,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_last: int) -> Path:
-    """Write checkpoint ``step`` under ``root`` atomically and delete all but the last ``keep_last``."""
+def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_last: int, peft=None) -> Path:
+    """Write checkpoint ``step`` under ``root`` atomically and delete all but the last ``keep_last``.
+
+    With LoRA (``peft``, the PeftModel around ``model``) the checkpoint holds the merged model,
+    loadable like any other, and the adapters in ``adapter/``.
+    """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
     tmp = root / f".step-{step:06d}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    if peft is None:
+        model.save_pretrained(tmp, safe_serialization=True)
+    else:  # a plain HF model with the adapters merged in, plus the adapters alone (what resume loads)
+        model.save_pretrained(tmp, state_dict=merged_lora_state_dict(model), safe_serialization=True)
+        peft.save_pretrained(tmp / ADAPTER_DIR)
     processor.save_pretrained(tmp)
     torch.save(state, tmp / "trainer_state.pt")
-    files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     for name in files:  # contents on disk before the marker that vouches for them
         with open(tmp / name, "rb") as f:
             os.fsync(f.fileno())
@@ -69,6 +78,35 @@ def list_checkpoints(root: Path) -> list[Path]:
         return []
     found = [p for p in root.iterdir() if STEP_DIR.match(p.name) and (p / MARKER).is_file()]
     return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+
+
+def merged_lora_state_dict(model) -> dict:
+    """``model``'s state dict as the plain architecture names it, LoRA deltas added to their base weights.
+
+    Nothing is merged in place, so the training weights stay bit-exact.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer)}
+    merged = {}
+    for key, value in model.state_dict().items():
+        if ".lora_" in key:
+            continue
+        if ".base_layer." in key:
+            owner, _, leaf = key.partition(".base_layer.")
+            if leaf == "weight":
+                value = value + layers[owner].get_delta_weight(layers[owner].active_adapters[0]).to(value.dtype)
+            key = f"{owner}.{leaf}"
+        merged[key] = value
+    return merged
+
+
+def load_adapter(peft, checkpoint: Path) -> None:
+    """Restore LoRA adapter weights saved by :func:`save_checkpoint` into ``peft``."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(peft, load_file(checkpoint / ADAPTER_DIR / "adapter_model.safetensors"))
 
 
 def remove_partial_checkpoints(root: Path) -> None:

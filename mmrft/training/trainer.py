@@ -28,6 +28,7 @@ from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_model_and_processor, load_policy
 from mmrft.training.checkpoint import (
     latest_valid_checkpoint,
+    load_adapter,
     load_trainer_state,
     remove_partial_checkpoints,
     rng_state,
@@ -135,7 +136,8 @@ class Trainer:
 
     def save(self) -> Path:
         return save_checkpoint(
-            self.run.checkpoints, self.step, self.model, self.policy.processor, self._state(), self.config.keep_last
+            self.run.checkpoints, self.step, self.model, self.policy.processor, self._state(), self.config.keep_last,
+            peft=self.policy.peft,
         )
 
     def _restore(self) -> None:
@@ -146,8 +148,11 @@ class Trainer:
             self.run.truncate_after(0)
             return
         state = load_trainer_state(latest)
-        saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
-        self.model.load_state_dict(saved.state_dict())
+        if self.policy.peft is not None:
+            load_adapter(self.policy.peft, latest)
+        else:
+            saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
+            self.model.load_state_dict(saved.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
