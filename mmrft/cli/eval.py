@@ -1,4 +1,5 @@
-"""``mmrft eval --model DIR --data SPLIT.jsonl --output-dir DIR``: greedy evaluation, eval.json + samples.jsonl."""
+"""``mmrft eval --model DIR [DIR ...] --data SPLIT.jsonl --output-dir DIR``: greedy evaluation,
+eval.json + samples.jsonl per model, resumable, with a comparison table for several models."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from pathlib import Path
 from mmrft.config import ModelConfig, VideoConfig
 from mmrft.data.jsonl import JsonlDataset
 from mmrft.eval.evaluate import evaluate
+from mmrft.eval.report import comparison_table
 from mmrft.policies.loading import load_policy
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("eval", help="evaluate a model on a JSONL split")
-    parser.add_argument("--model", required=True, help="model directory, hub id or tiny:<arch>")
+    parser = subparsers.add_parser("eval", help="evaluate one or more models on a JSONL split")
+    parser.add_argument("--model", required=True, nargs="+", help="model directories, hub ids or tiny:<arch> (several: one subdirectory each)")
     parser.add_argument("--data", required=True, help="JSONL split to evaluate")
     parser.add_argument("--output-dir", required=True, help="where eval.json and samples.jsonl are written")
     parser.add_argument("--benchmark", help="benchmark name in eval.json (default: the data file's name)")
@@ -22,6 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--coord-convention", help="override the model's box convention")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted eval: keep the samples already in samples.jsonl")
     parser.add_argument(
         "--frame-schedule", type=int, nargs="+",
         help="video test-time frame scaling: frame counts to try in turn (e.g. 4 8 16); writes frame_scaling.json",
@@ -31,28 +34,63 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    if not Path(args.data).is_file():
-        raise FileNotFoundError(f"data file not found: {args.data}")
-    policy = load_policy(ModelConfig(name_or_path=args.model, coord_convention=args.coord_convention), VideoConfig())
+def _finished_rows(path: Path) -> dict[int, dict]:
+    """Rows of an interrupted run's samples.jsonl by sample index (a line torn by a kill is dropped)."""
+    rows = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                rows[int(row["index"])] = row
+            except (ValueError, KeyError, TypeError):
+                continue
+    return rows
+
+
+def evaluate_model(args: argparse.Namespace, model: str, out: Path) -> dict:
+    policy = load_policy(ModelConfig(name_or_path=model, coord_convention=args.coord_convention), VideoConfig())
     policy.model.eval()
-    result = evaluate(policy, JsonlDataset(args.data), args.limit, args.batch_size, args.max_new_tokens)
-    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = result.as_json(args.benchmark or Path(args.data).stem, args.model)
+    samples_path = out / "samples.jsonl"
+    done = _finished_rows(samples_path) if args.resume else {}
+    with open(samples_path, "w") as f:  # rewrite the kept rows cleanly, then append as batches finish
+        for index in sorted(done):
+            f.write(json.dumps(done[index]) + "\n")
+
+    def append(rows: list[dict]) -> None:
+        with open(samples_path, "a") as f:
+            f.write("".join(json.dumps(row) + "\n" for row in rows))
+
+    data = JsonlDataset(args.data)
+    result = evaluate(policy, data, args.limit, args.batch_size, args.max_new_tokens, done=done, on_rows=append, progress=True)
+    samples_path.write_text("".join(json.dumps(row) + "\n" for row in result.samples))  # in index order
+    report = result.as_json(args.benchmark or Path(args.data).stem, model)
     (out / "eval.json").write_text(json.dumps(report, indent=2))
-    with open(out / "samples.jsonl", "w") as f:
-        for row in result.samples:
-            f.write(json.dumps(row) + "\n")
     if args.frame_schedule:
         from mmrft.eval.frame_scaling import frame_scaling_eval
 
-        data = JsonlDataset(args.data)
         samples = [data[i] for i in range(len(data) if args.limit is None else min(args.limit, len(data)))]
         scaling = frame_scaling_eval(policy, samples, tuple(args.frame_schedule), args.votes, max_new_tokens=args.max_new_tokens)
         (out / "frame_scaling.json").write_text(json.dumps(scaling.as_json(), indent=2))
         print(f"frame scaling: {scaling.as_json()}")
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
-    print(f"{report['benchmark']}: n={result.n} {metrics} failures={result.failures}")
+    print(f"{report['benchmark']} [{model}]: n={result.n} {metrics} failures={result.failures}")
     print(f"wrote {out / 'eval.json'}")
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"data file not found: {args.data}")
+    root = Path(args.output_dir)
+    if len(args.model) == 1:
+        evaluate_model(args, args.model[0], root)
+        return 0
+    names = [Path(m).name or m for m in args.model]
+    if len(set(names)) != len(names):
+        names = [f"{i}-{name}" for i, name in enumerate(names)]
+    reports = {name: evaluate_model(args, model, root / name) for name, model in zip(names, args.model, strict=True)}
+    table = comparison_table(reports)
+    (root / "comparison.md").write_text(table + "\n")
+    print("\n" + table)
     return 0

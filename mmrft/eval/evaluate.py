@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
+from tqdm import tqdm
 
 from mmrft.data.errors import SampleError
 from mmrft.data.validate import check_sample
@@ -22,6 +23,8 @@ from mmrft.rewards.parsing import extract_answer, parse_box
 from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
 
 TASK_SCORERS = Registry("task scorer")
+ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure")
+"""Fields of a samples.jsonl row that are not metrics."""
 
 
 @dataclass
@@ -96,49 +99,64 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(policy, dataset, limit: int | None = None, batch_size: int = 32, max_new_tokens: int = 32) -> EvalResult:
-    """Greedy-decode the first ``limit`` samples of ``dataset`` and score them by task."""
+def evaluate(
+    policy,
+    dataset,
+    limit: int | None = None,
+    batch_size: int = 32,
+    max_new_tokens: int = 32,
+    done: dict[int, dict] | None = None,
+    on_rows=None,
+    progress: bool = False,
+) -> EvalResult:
+    """Greedy-decode the first ``limit`` samples of ``dataset`` and score them by task.
+
+    ``done`` maps sample index -> a row from an interrupted run: those samples are not decoded
+    again. ``on_rows(rows)`` receives each batch's new rows as soon as they are scored (to
+    append them to samples.jsonl). Metrics are means over all ``n`` rows; a row without a metric
+    (a broken sample) counts as 0.
+    """
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    totals: Counter[str] = Counter()
-    failures: Counter[str] = Counter()
-    rows: list[dict] = []
-    metric_names: set[str] = set()
-    for start in range(0, n, batch_size):
-        good = []
-        for i in range(start, min(start + batch_size, n)):
+    done = dict(done or {})
+    todo = [i for i in range(n) if i not in done]
+    bar = tqdm(total=n, initial=n - len(todo), disable=not progress, desc="eval", unit="sample", dynamic_ncols=True)
+    for start in range(0, len(todo), batch_size):
+        good, new = [], []
+        for i in todo[start : start + batch_size]:
             try:
                 sample = dataset[i]
                 check_sample(sample)
                 TASK_SCORERS.get(sample["task"])
-                good.append(sample)
+                good.append((i, sample))
             except (SampleError, KeyError) as err:
                 sample_id = getattr(err, "sample_id", f"#{i}")
-                failures["bad_sample"] += 1
-                rows.append({"id": sample_id, "prediction": None, "parsed": None, "score": 0.0, "failure": "bad_sample"})
-        if not good:
-            continue
-        batch = policy.prompts(good)
-        rollout = policy.sample(batch, num_samples=1, max_new_tokens=max_new_tokens, temperature=0.0)
-        for k, (sample, text) in enumerate(zip(good, rollout.texts)):
-            meta = {
-                "image_size": batch.image_sizes[k],
-                "input_size": batch.input_sizes[k],
-                "convention": policy.coord_convention,
-            }
-            scored = TASK_SCORERS.get(sample["task"])(text, sample, meta)
-            totals.update(scored.scores)
-            metric_names.update(scored.scores)
-            if scored.failure:
-                failures[scored.failure] += 1
-            rows.append(
-                {
-                    "id": sample["id"],
-                    "prediction": text,
-                    "parsed": scored.parsed,
-                    "score": next(iter(scored.scores.values())),
-                    **scored.scores,
-                    "failure": scored.failure,
-                }
-            )
-    metrics = {name: totals[name] / n if n else 0.0 for name in sorted(metric_names)}
+                new.append({"index": i, "id": sample_id, "prediction": None, "parsed": None, "score": 0.0, "failure": "bad_sample"})
+        if good:
+            batch = policy.prompts([sample for _, sample in good])
+            rollout = policy.sample(batch, num_samples=1, max_new_tokens=max_new_tokens, temperature=0.0)
+            for k, ((i, sample), text) in enumerate(zip(good, rollout.texts, strict=True)):
+                meta = {"image_size": batch.image_sizes[k], "input_size": batch.input_sizes[k], "convention": policy.coord_convention}
+                scored = TASK_SCORERS.get(sample["task"])(text, sample, meta)
+                new.append(
+                    {
+                        "index": i,
+                        "id": sample["id"],
+                        "prediction": text,
+                        "parsed": scored.parsed,
+                        "score": next(iter(scored.scores.values())),
+                        **scored.scores,
+                        "failure": scored.failure,
+                    }
+                )
+        new.sort(key=lambda row: row["index"])
+        for row in new:
+            done[row["index"]] = row
+        if on_rows is not None:
+            on_rows(new)
+        bar.update(len(new))
+    bar.close()
+    rows = [done[i] for i in range(n)]
+    names = sorted({k for row in rows for k in row if k not in ROW_FIELDS})
+    metrics = {name: sum(float(row.get(name, 0.0)) for row in rows) / n if n else 0.0 for name in names}
+    failures = Counter(row["failure"] for row in rows if row["failure"])
     return EvalResult(n=n, metrics=metrics, failures=dict(failures), samples=rows)

@@ -26,3 +26,14 @@ def print_summary(summary: dict, output_dir: str | Path) -> None:
         print("\n" + table)
         print(f"\nsummary: {Path(output_dir) / 'summary.json'}")
     print(f"final checkpoint: {summary['final_checkpoint']}")
+
+
+def comparison_table(reports: dict[str, dict]) -> str:
+    """A markdown table of several eval.json reports on one benchmark: a row per model, a column per metric."""
+    metrics = sorted({m for r in reports.values() for m in r["metrics"]})
+    lines = ["| model | n | " + " | ".join(metrics) + " | failures |", "|---|---|" + "---|" * (len(metrics) + 1)]
+    for name, r in reports.items():
+        cells = " | ".join(f"{r['metrics'].get(m, float('nan')):.3f}" for m in metrics)
+        failures = ", ".join(f"{k} {v}" for k, v in sorted(r["failures"].items())) or "none"
+        lines.append(f"| {name} | {r['n']} | {cells} | {failures} |")
+    return "\n".join(lines)

@@ -114,3 +114,34 @@ def test_evaluate_aggregates_scores_and_failures(tmp_path):
     assert {r["id"]: r["failure"] for r in result.samples} == {
         "s0": None, "s1": None, "broken": "bad_sample", "s2": "no_answer_block", "s3": "unparseable_box"
     }
+
+
+def test_interrupted_eval_resumes_to_the_same_result(tmp_path, tiny_model_dir, grounding_data, monkeypatch):
+    from mmrft.policies.qwen_vl import QwenVLPolicy
+
+    model = str(tiny_model_dir("qwen2_5_vl"))
+    args = ["eval", "--model", model, "--data", str(grounding_data.heldout), "--batch-size", "3"]
+    assert main([*args, "--output-dir", str(tmp_path / "straight")]) == 0
+    straight = (tmp_path / "straight" / "eval.json").read_text()
+    # an eval killed after its first batch: 3 rows written, the 4th torn mid-line, no eval.json
+    out = tmp_path / "killed"
+    out.mkdir()
+    lines = (tmp_path / "straight" / "samples.jsonl").read_text().splitlines()
+    (out / "samples.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
+    decoded = []
+    sample = QwenVLPolicy.sample
+    monkeypatch.setattr(QwenVLPolicy, "sample", lambda self, batch, *a, **k: decoded.extend(batch.sample_ids) or sample(self, batch, *a, **k))
+    assert main([*args, "--output-dir", str(out), "--resume"]) == 0
+    assert (out / "eval.json").read_text() == straight
+    assert (out / "samples.jsonl").read_text() == (tmp_path / "straight" / "samples.jsonl").read_text()
+    assert len(decoded) == 8 - 3  # only the unfinished samples were decoded again
+
+
+def test_several_models_get_a_comparison_table(tmp_path, tiny_model_dir, grounding_data):
+    models = [str(tiny_model_dir("qwen2_5_vl")), str(tiny_model_dir("qwen2_vl"))]
+    assert main(["eval", "--model", *models, "--data", str(grounding_data.heldout), "--output-dir", str(tmp_path), "--limit", "2"]) == 0
+    table = (tmp_path / "comparison.md").read_text().splitlines()
+    assert table[0] == "| model | n | acc@0.5 | mean_iou | failures |"
+    assert len(table) == 4
+    names = [line.split("|")[1].strip() for line in table[2:]]
+    assert all((tmp_path / name / "eval.json").is_file() for name in names)
