@@ -1,4 +1,4 @@
-"""The ``mmrft`` command: train, eval, rewards, select."""
+"""The ``mmrft`` command: train, eval, report, rewards, select."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 
 from mmrft.cli import eval as eval_cmd
+from mmrft.cli import report as report_cmd
 from mmrft.cli import rewards as rewards_cmd
 from mmrft.cli import select as select_cmd
 from mmrft.cli import train as train_cmd
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
     rewards_cmd.add_parser(sub)
     select_cmd.add_parser(sub)
     return parser

@@ -23,7 +23,7 @@ from mmrft.rewards.parsing import extract_answer, parse_box
 from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
 
 TASK_SCORERS = Registry("task scorer")
-ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure")
+ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention")
 """Fields of a samples.jsonl row that are not metrics."""
 
 
@@ -146,6 +146,7 @@ def evaluate(
                         "score": next(iter(scored.scores.values())),
                         **scored.scores,
                         "failure": scored.failure,
+                        **meta,  # what the parsed answer means: model-input size and box convention
                     }
                 )
         new.sort(key=lambda row: row["index"])

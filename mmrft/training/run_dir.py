@@ -55,6 +55,15 @@ class RunDir:
             for row in rows:
                 f.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
 
+    def write_jsonl(self, name: str, rows: list[dict]) -> Path:
+        """Write ``rows`` to ``name`` under the run directory atomically, one JSON object a line."""
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        tmp.replace(path)
+        return path
+
     def write_json(self, name: str, data: dict) -> Path:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)

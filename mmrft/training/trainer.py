@@ -173,6 +173,7 @@ class Trainer:
                 self.policy, data, limit=self.config.eval_samples, max_new_tokens=self.config.generation.max_new_tokens
             )
             self.run.write_json(f"eval/{tag}/{split}/eval.json", result.as_json(split, tag))
+            self.run.write_jsonl(f"eval/{tag}/{split}/samples.jsonl", result.samples)
             results[split] = result.as_json(split, tag)
         self.model.train(was_training)
         return results
