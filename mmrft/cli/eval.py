@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mmrft.config import ModelConfig, VideoConfig
 from mmrft.data.jsonl import JsonlDataset
+from mmrft.eval.benchmarks import BENCHMARKS
 from mmrft.eval.evaluate import evaluate
 from mmrft.eval.report import comparison_table
 from mmrft.policies.loading import load_policy
@@ -17,9 +18,17 @@ from mmrft.policies.loading import load_policy
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("eval", help="evaluate one or more models on a JSONL split")
     parser.add_argument("--model", required=True, nargs="+", help="model directories, hub ids or tiny:<arch> (several: one subdirectory each)")
-    parser.add_argument("--data", required=True, help="JSONL split to evaluate")
+    parser.add_argument(
+        "--data", required=True, nargs="+",
+        help="JSONL split to evaluate; or, with a registered --benchmark, its files as key=path "
+        "(e.g. refcoco: refs=refs.json instances=instances.json images=DIR split=val)",
+    )
     parser.add_argument("--output-dir", required=True, help="where eval.json and samples.jsonl are written")
-    parser.add_argument("--benchmark", help="benchmark name in eval.json (default: the data file's name)")
+    parser.add_argument(
+        "--benchmark",
+        help="a registered benchmark (refcoco, screenspot, screenspot_pro, vqav2) whose published files --data names; "
+        "otherwise just the name written in eval.json (default: the data file's name)",
+    )
     parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
     parser.add_argument("--coord-convention", help="override the model's box convention")
     parser.add_argument("--max-new-tokens", type=int, default=32)
@@ -47,7 +56,7 @@ def _finished_rows(path: Path) -> dict[int, dict]:
     return rows
 
 
-def evaluate_model(args: argparse.Namespace, model: str, out: Path) -> dict:
+def evaluate_model(args: argparse.Namespace, model: str, out: Path, data) -> dict:
     policy = load_policy(ModelConfig(name_or_path=model, coord_convention=args.coord_convention), VideoConfig())
     policy.model.eval()
     out.mkdir(parents=True, exist_ok=True)
@@ -61,10 +70,9 @@ def evaluate_model(args: argparse.Namespace, model: str, out: Path) -> dict:
         with open(samples_path, "a") as f:
             f.write("".join(json.dumps(row) + "\n" for row in rows))
 
-    data = JsonlDataset(args.data)
     result = evaluate(policy, data, args.limit, args.batch_size, args.max_new_tokens, done=done, on_rows=append, progress=True)
     samples_path.write_text("".join(json.dumps(row) + "\n" for row in result.samples))  # in index order
-    report = result.as_json(args.benchmark or Path(args.data).stem, model)
+    report = result.as_json(args.benchmark or Path(args.data[0]).stem, model)
     (out / "eval.json").write_text(json.dumps(report, indent=2))
     if args.frame_schedule:
         from mmrft.eval.frame_scaling import frame_scaling_eval
@@ -79,17 +87,32 @@ def evaluate_model(args: argparse.Namespace, model: str, out: Path) -> dict:
     return report
 
 
+def load_data(args: argparse.Namespace):
+    """The samples to evaluate: a JSONL file, or a registered benchmark's published files."""
+    if args.benchmark in BENCHMARKS.names():
+        files = dict(item.split("=", 1) for item in args.data if "=" in item)
+        for key, path in files.items():
+            if key != "split" and not Path(path).exists():
+                raise FileNotFoundError(f"{args.benchmark} {key}: not found: {path}")
+        try:
+            return list(BENCHMARKS.get(args.benchmark)(**files))
+        except TypeError as err:
+            raise KeyError(f"--data for {args.benchmark}: {err}") from None
+    return JsonlDataset(args.data[0])
+
+
 def run(args: argparse.Namespace) -> int:
-    if not Path(args.data).is_file():
-        raise FileNotFoundError(f"data file not found: {args.data}")
+    if args.benchmark not in BENCHMARKS.names() and not Path(args.data[0]).is_file():
+        raise FileNotFoundError(f"data file not found: {args.data[0]}")
     root = Path(args.output_dir)
+    data = load_data(args)  # before any model is loaded: a missing file fails fast
     if len(args.model) == 1:
-        evaluate_model(args, args.model[0], root)
+        evaluate_model(args, args.model[0], root, data)
         return 0
     names = [Path(m).name or m for m in args.model]
     if len(set(names)) != len(names):
         names = [f"{i}-{name}" for i, name in enumerate(names)]
-    reports = {name: evaluate_model(args, model, root / name) for name, model in zip(names, args.model, strict=True)}
+    reports = {name: evaluate_model(args, model, root / name, data) for name, model in zip(names, args.model, strict=True)}
     table = comparison_table(reports)
     (root / "comparison.md").write_text(table + "\n")
     print("\n" + table)

@@ -55,6 +55,18 @@ def _check_interval(solution: Any) -> str | None:
     return None
 
 
+@register_solution_checker("gui_grounding")
+def _check_gui_box(solution: Any) -> str | None:
+    return _check_box(solution)
+
+
+@register_solution_checker("vqa")
+def _check_answers(solution: Any) -> str | None:
+    if not isinstance(solution, list) or not solution or not all(isinstance(a, str) for a in solution):
+        return f"vqa solution must be a non-empty list of answer strings, got {solution!r}"
+    return None
+
+
 @register_solution_checker("video_qa")
 def _check_letter(solution: Any) -> str | None:
     if not (isinstance(solution, str) and len(solution) == 1 and "A" <= solution <= "Z"):

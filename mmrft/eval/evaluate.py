@@ -18,12 +18,13 @@ from mmrft.data.errors import SampleError
 from mmrft.data.validate import check_sample
 from mmrft.registry import Registry
 from mmrft.rewards.answers import score_choice, score_count, score_label
-from mmrft.rewards.grounding import score_box
+from mmrft.rewards.grounding import score_box, score_point
 from mmrft.rewards.parsing import extract_answer, parse_box
 from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
+from mmrft.rewards.vqa import score_vqa
 
 TASK_SCORERS = Registry("task scorer")
-ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention")
+ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention", "group")
 """Fields of a samples.jsonl row that are not metrics."""
 
 
@@ -56,6 +57,17 @@ def _answer_scorer(score_fn):
 
 TASK_SCORERS.register("classification")(_answer_scorer(score_label))
 TASK_SCORERS.register("counting")(_answer_scorer(score_count))
+
+
+@TASK_SCORERS.register("gui_grounding")
+def _score_gui(text: str, sample: dict, meta: dict) -> Scored:
+    """Point-in-box accuracy (ScreenSpot): the answered point, or a box's centre, inside the target, edges included."""
+    answer = extract_answer(text)
+    hit = score_point(text, sample["solution"], meta["image_size"], meta["input_size"], meta["convention"]) or 0.0
+    return Scored(answer, {"accuracy": hit}, "no_answer_block" if answer is None else None)
+
+
+TASK_SCORERS.register("vqa")(_answer_scorer(score_vqa))
 
 
 @TASK_SCORERS.register("video_qa")
@@ -147,6 +159,7 @@ def evaluate(
                         **scored.scores,
                         "failure": scored.failure,
                         **meta,  # what the parsed answer means: model-input size and box convention
+                        "group": (sample.get("meta") or {}).get("group"),
                     }
                 )
         new.sort(key=lambda row: row["index"])
@@ -159,5 +172,8 @@ def evaluate(
     rows = [done[i] for i in range(n)]
     names = sorted({k for row in rows for k in row if k not in ROW_FIELDS})
     metrics = {name: sum(float(row.get(name, 0.0)) for row in rows) / n if n else 0.0 for name in names}
+    for group in sorted({row.get("group") for row in rows} - {None}):  # e.g. ScreenSpot's text / icon
+        members = [row for row in rows if row.get("group") == group]
+        metrics.update({f"{name}/{group}": sum(float(r.get(name, 0.0)) for r in members) / len(members) for name in names})
     failures = Counter(row["failure"] for row in rows if row["failure"])
     return EvalResult(n=n, metrics=metrics, failures=dict(failures), samples=rows)

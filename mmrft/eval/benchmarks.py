@@ -1,0 +1,101 @@
+"""Benchmarks in their published formats, loaded into mmrft samples that ``evaluate`` scores.
+
+Each loader reads the files as the benchmark publishes them and yields samples of the JSONL
+schema (image paths absolute), so the same scorers as training rewards score them:
+
+- ``refcoco`` (RefCOCO / RefCOCO+ / RefCOCOg): refs as JSON (the released ``refs(*).p`` is a
+  pickle; mmrft does not unpickle data files: ``python -c "import pickle, json; json.dump(pickle.load(open('refs(unc).p', 'rb')), open('refs.json', 'w'))"``
+  converts it, if you trust the file) + COCO ``instances.json``; boxes xywh -> xyxy; one sample per
+  referring sentence of the chosen split; task ``grounding`` (Acc@0.5, mean IoU).
+- ``screenspot`` (v1 / v2): a JSON list of ``{img_filename, bbox: [x, y, w, h], instruction,
+  data_type: text|icon}``; ``screenspot_pro``: ``bbox: [x1, y1, x2, y2]`` and ``img_size``, with
+  ``ui_type``; task ``gui_grounding``: point-in-box accuracy (boundaries inclusive), also split
+  by text / icon.
+- ``vqav2``: questions JSON + annotations JSON (ten answers each); task ``vqa``: VQAv2 accuracy
+  with the official answer normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from mmrft.registry import Registry
+
+BENCHMARKS = Registry("benchmark")
+GUI_PROMPT = "Click on: {instruction} Answer with the point as <answer>(x, y)</answer>."
+REF_PROMPT = "Locate {sentence} Answer with the box as <answer>[x1, y1, x2, y2]</answer>."
+VQA_PROMPT = "{question} Answer with a single word or phrase as <answer>...</answer>."
+
+
+def _user(image: Path, text: str) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image", "image": str(image)}, {"type": "text", "text": text}]}]
+
+
+@BENCHMARKS.register("refcoco")
+def load_refcoco(refs: str | Path, instances: str | Path, images: str | Path, split: str = "val") -> Iterator[dict]:
+    """One grounding sample per referring sentence of ``split`` (val, testA, testB, test)."""
+    if str(refs).endswith(".p"):
+        raise ValueError(f"{refs} is a pickle; convert it to JSON first (see mmrft.eval.benchmarks)")
+    coco = json.loads(Path(instances).read_text())
+    image_info = {img["id"]: img for img in coco["images"]}
+    boxes = {ann["id"]: ann["bbox"] for ann in coco["annotations"]}
+    for ref in json.loads(Path(refs).read_text()):
+        if ref["split"] != split:
+            continue
+        x, y, w, h = boxes[ref["ann_id"]]
+        info = image_info[ref["image_id"]]
+        for k, sentence in enumerate(ref["sentences"]):
+            yield {
+                "id": f"refcoco-{ref['ref_id']}-{k}",
+                "task": "grounding",
+                "messages": _user(Path(images) / info["file_name"], REF_PROMPT.format(sentence=sentence["sent"].strip() + ".")),
+                "solution": [x, y, x + w, y + h],
+                "image_size": [info["width"], info["height"]],
+                "meta": {"ref_id": ref["ref_id"], "ann_id": ref["ann_id"], "split": split},
+            }
+
+
+def _screenspot(entries: list[dict], images: Path, source: str, xyxy: bool) -> Iterator[dict]:
+    for i, entry in enumerate(entries):
+        x1, y1, a, b = entry["bbox"]
+        box = [x1, y1, a, b] if xyxy else [x1, y1, x1 + a, y1 + b]
+        sample = {
+            "id": entry.get("id", f"{source}-{i}"),
+            "task": "gui_grounding",
+            "messages": _user(images / entry["img_filename"], GUI_PROMPT.format(instruction=entry["instruction"])),
+            "solution": box,
+            # "group" splits every metric by element type (text / icon) in eval.json
+            "meta": {"group": entry.get("data_type") or entry.get("ui_type"), "platform": entry.get("data_source") or entry.get("platform")},
+        }
+        if "img_size" in entry:
+            sample["image_size"] = list(entry["img_size"])
+        yield sample
+
+
+@BENCHMARKS.register("screenspot")
+def load_screenspot(annotations: str | Path, images: str | Path) -> Iterator[dict]:
+    """ScreenSpot / ScreenSpot-v2: bbox is [x, y, w, h] in image pixels."""
+    yield from _screenspot(json.loads(Path(annotations).read_text()), Path(images), Path(annotations).stem, xyxy=False)
+
+
+@BENCHMARKS.register("screenspot_pro")
+def load_screenspot_pro(annotations: str | Path, images: str | Path) -> Iterator[dict]:
+    """ScreenSpot-Pro: bbox is [x1, y1, x2, y2] with the image size given."""
+    yield from _screenspot(json.loads(Path(annotations).read_text()), Path(images), Path(annotations).stem, xyxy=True)
+
+
+@BENCHMARKS.register("vqav2")
+def load_vqav2(questions: str | Path, annotations: str | Path, images: str | Path, prefix: str = "COCO_val2014_") -> Iterator[dict]:
+    """One ``vqa`` sample per question, with its annotators' answers as the solution."""
+    answers = {a["question_id"]: a for a in json.loads(Path(annotations).read_text())["annotations"]}
+    for q in json.loads(Path(questions).read_text())["questions"]:
+        ann = answers[q["question_id"]]
+        yield {
+            "id": f"vqav2-{q['question_id']}",
+            "task": "vqa",
+            "messages": _user(Path(images) / f"{prefix}{q['image_id']:012d}.jpg", VQA_PROMPT.format(question=q["question"])),
+            "solution": [a["answer"] for a in ann["answers"]],
+            "meta": {"question_id": q["question_id"], "answer_type": ann.get("answer_type")},
+        }

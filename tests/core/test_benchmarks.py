@@ -1,0 +1,108 @@
+"""Public benchmark formats: each loads from a fixture in its published format and scores hand-checked
+predictions to hand-computed metrics (the model's text is canned; loading, parsing and scoring are real)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from mmrft.data.validate import check_sample
+from mmrft.eval.benchmarks import BENCHMARKS
+from mmrft.eval.evaluate import evaluate
+
+FIXTURES = Path(__file__).resolve().parents[2] / "datasets"
+
+
+class CannedPolicy:
+    """Answers with the given texts, in order; the model input is the original image (pixels convention)."""
+
+    coord_convention = "pixels"
+
+    def __init__(self, texts):
+        self.texts = list(texts)
+
+    def prompts(self, samples):
+        sizes = []
+        for s in samples:
+            with Image.open(s["messages"][0]["content"][0]["image"]) as im:
+                sizes.append(im.size)
+        return SimpleNamespace(image_sizes=sizes, input_sizes=sizes)
+
+    def sample(self, batch, num_samples, max_new_tokens, temperature):
+        n = len(batch.image_sizes)
+        texts, self.texts = self.texts[:n], self.texts[n:]
+        return SimpleNamespace(texts=texts)
+
+
+def images(root: Path, sizes: dict[str, tuple[int, int]]) -> Path:
+    for name, size in sizes.items():
+        Image.new("RGB", size, "white").save(root / name)
+    return root
+
+
+def run(samples, texts):
+    for s in samples:
+        check_sample(s)
+    return evaluate(CannedPolicy(texts), samples, batch_size=2)
+
+
+def test_refcoco(tmp_path):
+    root = images(tmp_path, {"COCO_train2014_000000000009.jpg": (200, 100), "COCO_train2014_000000000012.jpg": (100, 100)})
+    load = BENCHMARKS.get("refcoco")
+    samples = list(load(FIXTURES / "refcoco/fixture/refs.json", FIXTURES / "refcoco/fixture/instances.json", root, split="val"))
+    assert [s["id"] for s in samples] == ["refcoco-0-0", "refcoco-0-1", "refcoco-2-0"]
+    assert samples[0]["solution"] == [10, 20, 50, 80]  # xywh [10, 20, 40, 60] -> xyxy
+    assert len(list(load(FIXTURES / "refcoco/fixture/refs.json", FIXTURES / "refcoco/fixture/instances.json", root, split="testA"))) == 1
+    result = run(samples, ["<answer>[10, 20, 50, 80]</answer>", "<answer>[30, 20, 70, 80]</answer>", "nothing"])
+    # IoU 1; [30, 20, 70, 80] vs [10, 20, 50, 80]: 1200 / 3600 = 1/3; no answer: 0
+    assert result.metrics == {"acc@0.5": pytest.approx(1 / 3), "mean_iou": pytest.approx((1 + 1 / 3) / 3)}
+    assert result.failures == {"no_answer_block": 1}
+    with pytest.raises(ValueError, match="is a pickle"):
+        next(load("refs(unc).p", FIXTURES / "refcoco/fixture/instances.json", root))
+
+
+def test_screenspot_xywh_and_pro_xyxy(tmp_path):
+    root = images(tmp_path, {"mobile_0.png": (100, 100), "mobile_1.png": (100, 100), "pro_0.png": (200, 100)})
+    v1 = list(BENCHMARKS.get("screenspot")(FIXTURES / "screenspot/fixture/screenspot_mobile.json", root))
+    assert [s["solution"] for s in v1] == [[10, 10, 40, 30], [60, 40, 80, 60], [0, 0, 50, 50]]
+    # the corner counts (boundaries inclusive); one pixel outside misses; a box answers with its centre
+    result = run(v1, ["<answer>(40, 30)</answer>", "<answer>(81, 50)</answer>", "<answer>[0, 0, 20, 20]</answer>"])
+    assert result.metrics == pytest.approx({"accuracy": 2 / 3, "accuracy/text": 1.0, "accuracy/icon": 0.5})
+    pro = list(BENCHMARKS.get("screenspot_pro")(FIXTURES / "screenspot/fixture/screenspot_pro_vscode.json", root))
+    assert [s["solution"] for s in pro] == [[100, 20, 140, 40], [10, 60, 90, 80]] and pro[0]["image_size"] == [200, 100]
+    result = run(pro, ["<answer>(120, 30)</answer>", "<answer>(95, 70)</answer>"])
+    assert result.metrics == pytest.approx({"accuracy": 0.5, "accuracy/icon": 1.0, "accuracy/text": 0.0})
+
+
+def test_vqav2_official_accuracy(tmp_path):
+    root = images(tmp_path, {"COCO_val2014_000000000042.jpg": (64, 64), "COCO_val2014_000000000007.jpg": (64, 64)})
+    load = BENCHMARKS.get("vqav2")
+    samples = list(load(FIXTURES / "vqav2/fixture/questions.json", FIXTURES / "vqav2/fixture/annotations.json", root))
+    assert [s["id"] for s in samples] == ["vqav2-420", "vqav2-421", "vqav2-70"] and len(samples[0]["solution"]) == 10
+    # ten annotators say "two", the model says "2": 1.0 after normalisation. "orange" with 3 of 10
+    # annotators: left-one-out mean of min(#/3, 1) = (3 x 2/3 + 7 x 1) / 10 = 0.9. "yes" with 1 of 10: 0.3.
+    result = run(samples, ["<answer>2</answer>", "<answer>orange</answer>", "<answer>Yes</answer>"])
+    assert result.metrics == {"accuracy": pytest.approx((1.0 + 0.9 + 0.3) / 3)}
+    assert [r["accuracy"] for r in result.samples] == pytest.approx([1.0, 0.9, 0.3])
+
+
+def test_eval_cli_runs_a_registered_benchmark(tmp_path, tiny_model_dir, capsys):
+    import json
+
+    from mmrft.cli import main
+
+    root = images(tmp_path, {"mobile_0.png": (100, 100), "mobile_1.png": (100, 100)})
+    code = main(
+        ["eval", "--model", str(tiny_model_dir("qwen2_vl")), "--benchmark", "screenspot",
+         "--data", f"annotations={FIXTURES / 'screenspot/fixture/screenspot_mobile.json'}", f"images={root}",
+         "--output-dir", str(tmp_path / "out"), "--max-new-tokens", "4"]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert report["benchmark"] == "screenspot" and report["n"] == 3
+    assert {"accuracy", "accuracy/text", "accuracy/icon"} <= set(report["metrics"])
+    assert main(["eval", "--model", "x", "--benchmark", "screenspot", "--data", "images=/nowhere", "--output-dir", str(tmp_path)]) == 2
+    assert "screenspot images: not found: /nowhere" in capsys.readouterr().err
