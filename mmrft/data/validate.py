@@ -67,10 +67,15 @@ def _check_answers(solution: Any) -> str | None:
     return None
 
 
+@register_solution_checker("multiple_choice")
+def _check_choice(solution: Any) -> str | None:
+    return _check_letter(solution)
+
+
 @register_solution_checker("video_qa")
 def _check_letter(solution: Any) -> str | None:
     if not (isinstance(solution, str) and len(solution) == 1 and "A" <= solution <= "Z"):
-        return f"video_qa solution must be one option letter A-Z, got {solution!r}"
+        return f"solution must be one option letter A-Z, got {solution!r}"
     return None
 
 

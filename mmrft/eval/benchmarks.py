@@ -13,13 +13,22 @@ schema (image paths absolute), so the same scorers as training rewards score the
   by text / icon.
 - ``vqav2``: questions JSON + annotations JSON (ten answers each); task ``vqa``: VQAv2 accuracy
   with the official answer normalisation.
+- ``mmbench``: the TSV (``index, question, hint, A..D, answer, category, image`` with base64
+  images); task ``multiple_choice``; with CircularEval each question is asked once per
+  rotation of its options and counts as right only if every rotation is (``accuracy/circular``).
 """
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from PIL import Image
 
 from mmrft.registry import Registry
 
@@ -29,7 +38,7 @@ REF_PROMPT = "Locate {sentence} Answer with the box as <answer>[x1, y1, x2, y2]<
 VQA_PROMPT = "{question} Answer with a single word or phrase as <answer>...</answer>."
 
 
-def _user(image: Path, text: str) -> list[dict]:
+def _user(image: Path | str, text: str) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image", "image": str(image)}, {"type": "text", "text": text}]}]
 
 
@@ -99,3 +108,41 @@ def load_vqav2(questions: str | Path, annotations: str | Path, images: str | Pat
             "solution": [a["answer"] for a in ann["answers"]],
             "meta": {"question_id": q["question_id"], "answer_type": ann.get("answer_type")},
         }
+
+
+MC_PROMPT = "{context}{question}\n{options}\nAnswer with the option's letter as <answer>X</answer>."
+LETTERS = "ABCDEFGHI"
+
+
+@BENCHMARKS.register("mmbench")
+def load_mmbench(tsv: str | Path, circular: str | bool = True) -> Iterator[dict]:
+    """MMBench rows as ``multiple_choice`` samples; with ``circular`` one sample per option rotation."""
+    circular = str(circular).lower() not in ("false", "0", "no")
+    csv.field_size_limit(sys.maxsize)  # base64 images are long fields
+    with open(tsv, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    images = {row["index"]: row["image"] for row in rows if len(row.get("image", "")) > 64}
+    for row in rows:
+        # dev-set rows may name another row's image by its index instead of repeating it
+        encoded = images.get(row["image"], row["image"]) if len(row.get("image", "")) <= 64 else row["image"]
+        with Image.open(io.BytesIO(base64.b64decode(encoded))) as im:
+            size = list(im.size)
+        options = [(letter, row[letter]) for letter in LETTERS if row.get(letter) not in (None, "", "nan")]
+        hint = row.get("hint") or ""
+        context = "" if hint in ("", "nan") else hint.strip() + "\n"
+        for shift in range(len(options)) if circular else [0]:
+            rotated = options[shift:] + options[:shift]
+            listing = "\n".join(f"{LETTERS[i]}. {text}" for i, (_, text) in enumerate(rotated))
+            answer = LETTERS[[letter for letter, _ in rotated].index(row["answer"].strip())]
+            yield {
+                "id": f"mmbench-{row['index']}-{shift}",
+                "task": "multiple_choice",
+                "messages": _user(
+                    f"data:image/jpeg;base64,{encoded}",
+                    MC_PROMPT.format(context=context, question=row["question"].strip(), options=listing),
+                ),
+                "solution": answer,
+                "options": [text for _, text in rotated],
+                "image_size": size,
+                "meta": {"circular": row["index"], "category": row.get("category")},
+            }

@@ -24,7 +24,7 @@ from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal,
 from mmrft.rewards.vqa import score_vqa
 
 TASK_SCORERS = Registry("task scorer")
-ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention", "group")
+ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention", "group", "circular")
 """Fields of a samples.jsonl row that are not metrics."""
 
 
@@ -70,6 +70,7 @@ def _score_gui(text: str, sample: dict, meta: dict) -> Scored:
 TASK_SCORERS.register("vqa")(_answer_scorer(score_vqa))
 
 
+@TASK_SCORERS.register("multiple_choice")
 @TASK_SCORERS.register("video_qa")
 def _score_choice(text: str, sample: dict, meta: dict) -> Scored:
     answer = extract_answer(text)
@@ -160,6 +161,7 @@ def evaluate(
                         "failure": scored.failure,
                         **meta,  # what the parsed answer means: model-input size and box convention
                         "group": (sample.get("meta") or {}).get("group"),
+                        "circular": (sample.get("meta") or {}).get("circular"),
                     }
                 )
         new.sort(key=lambda row: row["index"])
@@ -175,5 +177,11 @@ def evaluate(
     for group in sorted({row.get("group") for row in rows} - {None}):  # e.g. ScreenSpot's text / icon
         members = [row for row in rows if row.get("group") == group]
         metrics.update({f"{name}/{group}": sum(float(r.get(name, 0.0)) for r in members) / len(members) for name in names})
+    questions: dict = {}
+    for row in rows:  # CircularEval: a question counts only if every rotation of its options is right
+        if row.get("circular") is not None:
+            questions.setdefault(row["circular"], []).append(row)
+    if questions:
+        metrics.update({f"{name}/circular": sum(min(float(r.get(name, 0.0)) for r in q) for q in questions.values()) / len(questions) for name in names})
     failures = Counter(row["failure"] for row in rows if row["failure"])
     return EvalResult(n=n, metrics=metrics, failures=dict(failures), samples=rows)

@@ -27,6 +27,9 @@ class CannedPolicy:
     def prompts(self, samples):
         sizes = []
         for s in samples:
+            if "image_size" in s:
+                sizes.append(tuple(s["image_size"]))
+                continue
             with Image.open(s["messages"][0]["content"][0]["image"]) as im:
                 sizes.append(im.size)
         return SimpleNamespace(image_sizes=sizes, input_sizes=sizes)
@@ -106,3 +109,30 @@ def test_eval_cli_runs_a_registered_benchmark(tmp_path, tiny_model_dir, capsys):
     assert {"accuracy", "accuracy/text", "accuracy/icon"} <= set(report["metrics"])
     assert main(["eval", "--model", "x", "--benchmark", "screenspot", "--data", "images=/nowhere", "--output-dir", str(tmp_path)]) == 2
     assert "screenspot images: not found: /nowhere" in capsys.readouterr().err
+
+
+def test_mmbench_circular_eval():
+    tsv = FIXTURES / "mmbench/fixture/mmbench_dev_fixture.tsv"
+    samples = list(BENCHMARKS.get("mmbench")(tsv))
+    # question 1001 has 4 options (answer B), 1002 has 3 (answer A) and reuses 1001's image by index
+    assert [s["id"] for s in samples] == [f"mmbench-1001-{k}" for k in range(4)] + [f"mmbench-1002-{k}" for k in range(3)]
+    assert [s["solution"] for s in samples] == ["B", "A", "D", "C", "A", "C", "B"]
+    assert samples[1]["options"] == ["red", "green", "yellow", "blue"]
+    assert samples[4]["messages"][0]["content"][0]["image"] == samples[0]["messages"][0]["content"][0]["image"]
+    assert "Count carefully.\nHow many circles" in samples[4]["messages"][0]["content"][1]["text"]
+    for s in samples:
+        check_sample(s)
+    texts = [f"<answer>{a}</answer>" for a in ["B", "A", "D", "C", "A", "C", "A"]]  # the last rotation of 1002 is wrong
+    result = evaluate(CannedPolicy(texts), samples, batch_size=3)
+    assert result.metrics == pytest.approx({"accuracy": 6 / 7, "accuracy/circular": 1 / 2})
+    single = list(BENCHMARKS.get("mmbench")(tsv, circular=False))
+    assert [s["solution"] for s in single] == ["B", "A"]
+
+
+def test_mmbench_base64_images_go_through_the_real_policy(load_tiny_policy):
+    samples = list(BENCHMARKS.get("mmbench")(FIXTURES / "mmbench/fixture/mmbench_dev_fixture.tsv"))
+    policy = load_tiny_policy("qwen2_5_vl")
+    batch = policy.prompts(samples[:5])
+    assert len(batch.visuals) == 1  # one picture behind five prompts: encoded once
+    result = evaluate(policy, samples, max_new_tokens=4)
+    assert result.n == 7 and "accuracy/circular" in result.metrics
