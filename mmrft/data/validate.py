@@ -67,6 +67,13 @@ def _check_answers(solution: Any) -> str | None:
     return None
 
 
+@register_solution_checker("mathvista")
+def _check_answer_string(solution: Any) -> str | None:
+    if not isinstance(solution, str) or not solution.strip():
+        return f"mathvista solution must be the answer string, got {solution!r}"
+    return None
+
+
 @register_solution_checker("multiple_choice")
 def _check_choice(solution: Any) -> str | None:
     return _check_letter(solution)

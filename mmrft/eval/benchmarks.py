@@ -13,6 +13,14 @@ schema (image paths absolute), so the same scorers as training rewards score the
   by text / icon.
 - ``vqav2``: questions JSON + annotations JSON (ten answers each); task ``vqa``: VQAv2 accuracy
   with the official answer normalisation.
+- ``scienceqa``: ``problems.json`` (``{qid: {question, choices, answer (index), hint, image,
+  split}}``) with images at ``images/<split>/<qid>/image.png``; task ``multiple_choice``;
+  questions without an image are asked as text.
+- ``mathvista``: ``testmini.json``-style ``{pid: {question, image, choices, answer,
+  question_type, answer_type, precision, unit}}``; task ``mathvista``, scored after MathVista's
+  own answer normalisation.
+- ``image_folder``: a classification tree ``root/<class>/<image>``, or ``csv`` with ``image,
+  label`` columns; task ``classification``.
 - ``mmbench``: the TSV (``index, question, hint, A..D, answer, category, image`` with base64
   images); task ``multiple_choice``; with CircularEval each question is asked once per
   rotation of its options and counts as right only if every rotation is (``accuracy/circular``).
@@ -146,3 +154,68 @@ def load_mmbench(tsv: str | Path, circular: str | bool = True) -> Iterator[dict]
                 "image_size": size,
                 "meta": {"circular": row["index"], "category": row.get("category")},
             }
+
+
+@BENCHMARKS.register("scienceqa")
+def load_scienceqa(problems: str | Path, images: str | Path, split: str = "test") -> Iterator[dict]:
+    """ScienceQA questions of ``split`` as lettered multiple choice (the answer index -> its letter)."""
+    for qid, p in json.loads(Path(problems).read_text()).items():
+        if p.get("split") != split:
+            continue
+        listing = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(p["choices"]))
+        context = f"Context: {p['hint'].strip()}\n" if p.get("hint") else ""
+        text = MC_PROMPT.format(context=context, question=p["question"].strip(), options=listing)
+        content = [{"type": "text", "text": text}]
+        if p.get("image"):
+            content.insert(0, {"type": "image", "image": str(Path(images) / split / qid / p["image"])})
+        yield {
+            "id": f"scienceqa-{qid}",
+            "task": "multiple_choice",
+            "messages": [{"role": "user", "content": content}],
+            "solution": LETTERS[int(p["answer"])],
+            "options": list(p["choices"]),
+            "meta": {"subject": p.get("subject"), "grade": p.get("grade")},
+        }
+
+
+@BENCHMARKS.register("mathvista")
+def load_mathvista(annotations: str | Path, images: str | Path) -> Iterator[dict]:
+    """MathVista problems; the answer and its type travel with the sample for the scorer."""
+    for pid, p in json.loads(Path(annotations).read_text()).items():
+        choices = p.get("choices") or None
+        question = p["question"].strip()
+        if choices:
+            question += "\nChoices:\n" + "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
+        unit = f" (unit: {p['unit']})" if p.get("unit") else ""
+        yield {
+            "id": f"mathvista-{pid}",
+            "task": "mathvista",
+            "messages": _user(Path(images) / p["image"], f"{question}{unit}\nAnswer in <answer></answer>."),
+            "solution": str(p["answer"]),
+            "choices": choices,
+            "answer_type": p.get("answer_type", "text"),
+            "precision": p.get("precision"),
+            "meta": {"question_type": p.get("question_type")},
+        }
+
+
+@BENCHMARKS.register("image_folder")
+def load_image_folder(root: str | Path = "", csv_file: str | Path = "", extensions: str = ".jpg,.jpeg,.png,.bmp,.webp") -> Iterator[dict]:
+    """Classification samples from ``root/<class>/<image>`` or from a CSV with ``image,label`` columns
+    (image paths relative to the CSV)."""
+    prompt = "What is in the image? Answer with one word as <answer>...</answer>."
+    if csv_file:
+        base = Path(csv_file).parent
+        with open(csv_file, encoding="utf-8", newline="") as f:
+            items = [(base / row["image"], row["label"]) for row in csv.DictReader(f)]
+    else:
+        allowed = {e.strip().lower() for e in extensions.split(",")}
+        items = [
+            (path, class_dir.name)
+            for class_dir in sorted(p for p in Path(root).iterdir() if p.is_dir())
+            for path in sorted(class_dir.iterdir())
+            if path.suffix.lower() in allowed
+        ]
+    for i, (path, label) in enumerate(items):
+        yield {"id": f"{Path(path).parent.name}/{Path(path).name}" if not csv_file else f"row-{i}", "task": "classification",
+               "messages": _user(Path(path), prompt), "solution": label}

@@ -19,6 +19,7 @@ from mmrft.data.validate import check_sample
 from mmrft.registry import Registry
 from mmrft.rewards.answers import score_choice, score_count, score_label
 from mmrft.rewards.grounding import score_box, score_point
+from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
 from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
 from mmrft.rewards.vqa import score_vqa
@@ -68,6 +69,13 @@ def _score_gui(text: str, sample: dict, meta: dict) -> Scored:
 
 
 TASK_SCORERS.register("vqa")(_answer_scorer(score_vqa))
+
+
+@TASK_SCORERS.register("mathvista")
+def _score_mathvista(text: str, sample: dict, meta: dict) -> Scored:
+    answer = extract_answer(text)
+    score = score_mathvista(text, sample["solution"], sample.get("choices"), sample.get("answer_type", "text"), sample.get("precision"))
+    return Scored(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
 
 
 @TASK_SCORERS.register("multiple_choice")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from types import ModuleType
 from typing import Any
 
@@ -55,3 +56,60 @@ def score_math(text: str, solution: Any) -> float | None:
 def math_reward(completions: list[Any], solution: list[Any], **_: Any) -> list[float | None]:
     """Column `solution`: the reference answer (LaTeX or plain, e.g. `\\frac{1}{2}` or `0.5`). Needs math-verify."""
     return [score_math(completion_text(c), s) for c, s in zip(completions, solution, strict=True)]
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def normalize_mathvista(
+    extraction: str, choices: list[str] | None, answer_type: str, precision: int | None
+) -> str | None:
+    """MathVista's ``normalize_extracted_answer``: a letter or "(B) ..." picks that choice, other text
+    the nearest choice by edit distance; integers and floats (rounded to ``precision``) as strings."""
+    extraction = extraction.strip()
+    if choices:
+        letter = re.findall(r"\(([a-zA-Z])\)", extraction)
+        if letter:
+            extraction = letter[0].upper()
+        options = [chr(ord("A") + i) for i in range(len(choices))]
+        if extraction in options:
+            return choices[options.index(extraction)]
+        return min(choices, key=lambda c: _edit_distance(extraction, c))
+    try:
+        if answer_type == "integer":
+            return str(int(float(extraction)))
+        if answer_type == "float":
+            return str(round(float(extraction), int(precision or 0)))
+    except ValueError:
+        return None
+    return extraction
+
+
+def score_mathvista(
+    text: str, solution: str, choices: list[str] | None = None, answer_type: str = "text", precision: int | None = None
+) -> float:
+    """1.0 if the normalised answer equals the reference answer string (MathVista's ``safe_equal``)."""
+    answer = extract_answer(text)
+    answer = text if answer is None else answer
+    return float(normalize_mathvista(answer, choices, answer_type, precision) == str(solution))
+
+
+@register_reward("mathvista", description="MathVista accuracy: answer normalised as MathVista's scorer does, then exact")
+def mathvista_reward(
+    completions: list[Any], solution: list[Any], choices: list | None = None, answer_type: list | None = None,
+    precision: list | None = None, **_: Any,
+) -> list[float | None]:
+    """Columns: `solution` (answer string), optional `choices`, `answer_type` (integer, float, text, list), `precision`."""
+    n = len(completions)
+    choices, answer_type, precision = choices or [None] * n, answer_type or ["text"] * n, precision or [None] * n
+    return [
+        score_mathvista(completion_text(c), s, ch, t, p)
+        for c, s, ch, t, p in zip(completions, solution, choices, answer_type, precision, strict=True)
+    ]

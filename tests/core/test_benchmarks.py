@@ -136,3 +136,48 @@ def test_mmbench_base64_images_go_through_the_real_policy(load_tiny_policy):
     assert len(batch.visuals) == 1  # one picture behind five prompts: encoded once
     result = evaluate(policy, samples, max_new_tokens=4)
     assert result.n == 7 and "accuracy/circular" in result.metrics
+
+
+def test_scienceqa_with_and_without_images(tmp_path):
+    (tmp_path / "test" / "5").mkdir(parents=True)
+    Image.new("RGB", (64, 48), "white").save(tmp_path / "test" / "5" / "image.png")
+    samples = list(BENCHMARKS.get("scienceqa")(FIXTURES / "scienceqa/fixture/problems.json", tmp_path))
+    assert [s["id"] for s in samples] == ["scienceqa-5", "scienceqa-7"]  # the train-split question is left out
+    assert [len(s["messages"][0]["content"]) for s in samples] == [2, 1]  # 7 has no image: asked as text
+    for s in samples:
+        check_sample(s)
+    assert samples[1]["solution"] == "A" and "B. helmet" in samples[1]["messages"][0]["content"][0]["text"]
+
+
+def test_mathvista_normalisation(tmp_path):
+    from mmrft.rewards.math_answer import normalize_mathvista
+
+    (tmp_path / "images").mkdir()
+    for i in (1, 2, 3):
+        Image.new("RGB", (32, 32), "white").save(tmp_path / "images" / f"{i}.jpg")
+    samples = list(BENCHMARKS.get("mathvista")(FIXTURES / "mathvista/fixture/testmini.json", tmp_path))
+    for s in samples:
+        check_sample(s)
+    # float to its precision ("1.23" -> "1.2"), integer from "1000.0", a choice by letter
+    result = run(samples, ["<answer>1.23</answer>", "<answer>1000.0</answer>", "<answer>(B) square</answer>"])
+    assert result.metrics == {"accuracy": 1.0}
+    result = run(samples, ["<answer>1.26</answer>", "<answer>about a litre</answer>", "<answer>squares</answer>"])
+    assert [r["accuracy"] for r in result.samples] == [0.0, 0.0, 1.0]  # 1.3 != 1.2; unparseable; nearest choice
+    assert normalize_mathvista("C", ["circle", "square", "triangle"], "text", None) == "triangle"
+    # "tri" is 5 edits from every choice: a tie goes to the first, as in MathVista's get_most_similar
+    assert normalize_mathvista("tri", ["circle", "square", "triangle"], "text", None) == "circle"
+    assert normalize_mathvista("squar", ["circle", "square", "triangle"], "text", None) == "square"
+
+
+def test_image_folder_and_csv(tmp_path):
+    for label in ("cat", "dog"):
+        (tmp_path / "tree" / label).mkdir(parents=True)
+        Image.new("RGB", (16, 16), "white").save(tmp_path / "tree" / label / f"{label}1.png")
+    (tmp_path / "tree" / "cat" / "notes.txt").write_text("not an image")
+    tree = list(BENCHMARKS.get("image_folder")(root=tmp_path / "tree"))
+    assert [(s["id"], s["solution"]) for s in tree] == [("cat/cat1.png", "cat"), ("dog/dog1.png", "dog")]
+    (tmp_path / "labels.csv").write_text("image,label\ntree/dog/dog1.png,dog\n")
+    rows = list(BENCHMARKS.get("image_folder")(csv_file=tmp_path / "labels.csv"))
+    assert rows[0]["solution"] == "dog" and rows[0]["messages"][0]["content"][0]["image"] == str(tmp_path / "tree/dog/dog1.png")
+    result = run(tree, ["<answer>cat</answer>", "<answer>cat</answer>"])
+    assert result.metrics == {"accuracy": 0.5}
