@@ -21,6 +21,8 @@ schema (image paths absolute), so the same scorers as training rewards score the
   own answer normalisation.
 - ``image_folder``: a classification tree ``root/<class>/<image>``, or ``csv`` with ``image,
   label`` columns; task ``classification``.
+- ``charades_sta``, ``activitynet_captions``: through the converters of
+  :mod:`mmrft.data.converters.temporal`; task ``temporal_grounding``.
 - ``mmbench``: the TSV (``index, question, hint, A..D, answer, category, image`` with base64
   images); task ``multiple_choice``; with CircularEval each question is asked once per
   rotation of its options and counts as right only if every rotation is (``accuracy/circular``).
@@ -219,3 +221,19 @@ def load_image_folder(root: str | Path = "", csv_file: str | Path = "", extensio
     for i, (path, label) in enumerate(items):
         yield {"id": f"{Path(path).parent.name}/{Path(path).name}" if not csv_file else f"row-{i}", "task": "classification",
                "messages": _user(Path(path), prompt), "solution": label}
+
+
+@BENCHMARKS.register("charades_sta")
+def load_charades_sta(annotations: str | Path, videos: str | Path, ext: str = "mp4") -> Iterator[dict]:
+    """Charades-STA ``VIDEO_ID START END##sentence`` lines; task ``temporal_grounding`` (R1@{0.3,0.5,0.7}, mIoU)."""
+    from mmrft.data.converters.temporal import charades_sta
+
+    yield from charades_sta(Path(annotations).read_text().splitlines(), str(videos), ext)
+
+
+@BENCHMARKS.register("activitynet_captions")
+def load_activitynet_captions(annotations: str | Path, videos: str | Path, ext: str = "mp4") -> Iterator[dict]:
+    """ActivityNet Captions JSON; task ``temporal_grounding``, ends past the duration clipped to it."""
+    from mmrft.data.converters.temporal import activitynet_captions
+
+    yield from activitynet_captions(json.loads(Path(annotations).read_text()), str(videos), ext)

@@ -181,3 +181,11 @@ def test_image_folder_and_csv(tmp_path):
     assert rows[0]["solution"] == "dog" and rows[0]["messages"][0]["content"][0]["image"] == str(tmp_path / "tree/dog/dog1.png")
     result = run(tree, ["<answer>cat</answer>", "<answer>cat</answer>"])
     assert result.metrics == {"accuracy": 0.5}
+
+
+def test_temporal_benchmarks_load_through_the_converters(tmp_path):
+    charades = list(BENCHMARKS.get("charades_sta")(FIXTURES / "charades_sta/fixture.txt", tmp_path))
+    activitynet = list(BENCHMARKS.get("activitynet_captions")(FIXTURES / "activitynet_captions/fixture.json", tmp_path))
+    assert len(charades) == 3 and len(activitynet) == 3
+    assert charades[0]["task"] == activitynet[0]["task"] == "temporal_grounding"
+    assert charades[0]["messages"][0]["content"][0]["video"] == f"{tmp_path}/3MSZA.mp4"
