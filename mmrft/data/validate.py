@@ -67,6 +67,18 @@ def _check_answers(solution: Any) -> str | None:
     return None
 
 
+@register_solution_checker("detection")
+def _check_detections(solution: Any) -> str | None:
+    """Ground-truth boxes: a list of {"bbox": [x1, y1, x2, y2], "label": ...} (or bare boxes); may be empty."""
+    if not isinstance(solution, list):
+        return f"detection solution must be a list of boxes, got {solution!r}"
+    for item in solution:
+        box = item.get("bbox") if isinstance(item, dict) else item
+        if _check_box(box) is not None:
+            return f"detection solution has a bad box {item!r}"
+    return None
+
+
 @register_solution_checker("mathvista")
 def _check_answer_string(solution: Any) -> str | None:
     if not isinstance(solution, str) or not solution.strip():

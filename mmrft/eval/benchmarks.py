@@ -21,6 +21,8 @@ schema (image paths absolute), so the same scorers as training rewards score the
   own answer normalisation.
 - ``image_folder``: a classification tree ``root/<class>/<image>``, or ``csv`` with ``image,
   label`` columns; task ``classification``.
+- ``coco_detection``: COCO ``instances.json``; task ``detection``: per-image Visual-RFT scores and
+  dataset-level COCO mAP / AP50 / AP75 (crowd regions honoured, as pycocotools does).
 - ``charades_sta``, ``activitynet_captions``: through the converters of
   :mod:`mmrft.data.converters.temporal`; task ``temporal_grounding``.
 - ``mmbench``: the TSV (``index, question, hint, A..D, answer, category, image`` with base64
@@ -237,3 +239,35 @@ def load_activitynet_captions(annotations: str | Path, videos: str | Path, ext: 
     from mmrft.data.converters.temporal import activitynet_captions
 
     yield from activitynet_captions(json.loads(Path(annotations).read_text()), str(videos), ext)
+
+
+@BENCHMARKS.register("coco_detection")
+def load_coco_detection(instances: str | Path, images: str | Path, categories: str = "") -> Iterator[dict]:
+    """One ``detection`` sample per image of a COCO ``instances.json`` (boxes xywh -> xyxy); crowd
+    annotations travel as ``meta.crowd`` for COCO mAP. ``categories`` (comma-separated names)
+    restricts the classes asked for (default: every category)."""
+    coco = json.loads(Path(instances).read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    wanted = {n.strip() for n in categories.split(",") if n.strip()} or set(names.values())
+    by_image: dict[int, list[dict]] = {}
+    for ann in coco["annotations"]:
+        if names[ann["category_id"]] in wanted:
+            by_image.setdefault(ann["image_id"], []).append(ann)
+    listed = ", ".join(sorted(wanted))
+    for info in coco["images"]:
+        anns = by_image.get(info["id"], [])
+        prompt = (
+            f"Detect every {listed} in the image. Answer with a JSON list of "
+            '{"bbox_2d": [x1, y1, x2, y2], "label": name} in <answer></answer>.'
+        )
+        yield {
+            "id": f"coco-{info['id']}",
+            "task": "detection",
+            "messages": _user(Path(images) / info["file_name"], prompt),
+            "solution": [
+                {"bbox": [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]], "label": names[a["category_id"]]}
+                for a in anns
+            ],
+            "image_size": [info["width"], info["height"]],
+            "meta": {"crowd": [bool(a.get("iscrowd", 0)) for a in anns]},
+        }

@@ -18,6 +18,8 @@ from mmrft.data.errors import SampleError
 from mmrft.data.validate import check_sample
 from mmrft.registry import Registry
 from mmrft.rewards.answers import score_choice, score_count, score_label
+from mmrft.rewards.coords import clip_box, to_original
+from mmrft.rewards.detection import Detection, coco_map, ground_truth_detections, parse_detections, score_detection
 from mmrft.rewards.grounding import score_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
@@ -25,6 +27,8 @@ from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal,
 from mmrft.rewards.vqa import score_vqa
 
 TASK_SCORERS = Registry("task scorer")
+DATASET_METRICS = Registry("dataset metric")
+"""Per task, metrics over the whole split that are not means of per-sample scores (COCO mAP)."""
 ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention", "group", "circular")
 """Fields of a samples.jsonl row that are not metrics."""
 
@@ -69,6 +73,34 @@ def _score_gui(text: str, sample: dict, meta: dict) -> Scored:
 
 
 TASK_SCORERS.register("vqa")(_answer_scorer(score_vqa))
+
+
+@TASK_SCORERS.register("detection")
+def _score_detection(text: str, sample: dict, meta: dict) -> Scored:
+    """Per image: matched-box IoU, precision and recall (Visual-RFT's terms); mAP comes per split."""
+    answer = extract_answer(text)
+    predictions = parse_detections(answer) if answer is not None else None
+    scores = score_detection(text, sample["solution"], meta["image_size"], meta["input_size"], meta["convention"])
+    scores = {k: scores[k] for k in ("iou", "precision", "recall")} if scores else {"iou": 0.0, "precision": 0.0, "recall": 0.0}
+    parsed = None if predictions is None else [{"bbox_2d": list(p.box), "score": p.confidence, "label": p.label} for p in predictions]
+    failure = "no_answer_block" if answer is None else ("unparseable_detections" if predictions is None else None)
+    return Scored(parsed, scores, failure)
+
+
+@DATASET_METRICS.register("detection")
+def _coco_metrics(rows: list[dict], samples: list[dict]) -> dict[str, float]:
+    """COCO mAP / AP50 / AP75 over the split, predictions converted from the model's convention."""
+    predictions, truth, crowd = [], [], []
+    for row, sample in zip(rows, samples, strict=True):
+        size = tuple(sample.get("image_size") or row.get("image_size") or (1, 1))
+        truth.append(ground_truth_detections(sample["solution"], size) or [])
+        crowd.append(list((sample.get("meta") or {}).get("crowd") or [False] * len(truth[-1])))
+        dets = []
+        for item in row.get("parsed") or []:
+            box = to_original(item["bbox_2d"], row["convention"], size, tuple(row["input_size"]))
+            dets.append(Detection(tuple(clip_box(box, size)), item["score"], item["label"]))
+        predictions.append(dets)
+    return coco_map(predictions, truth, crowd)
 
 
 @TASK_SCORERS.register("mathvista")
@@ -191,5 +223,8 @@ def evaluate(
             questions.setdefault(row["circular"], []).append(row)
     if questions:
         metrics.update({f"{name}/circular": sum(min(float(r.get(name, 0.0)) for r in q) for q in questions.values()) / len(questions) for name in names})
+    for task in sorted({dataset[i]["task"] for i in range(n) if rows[i]["failure"] != "bad_sample"} & set(DATASET_METRICS.names())):
+        picked = [i for i in range(n) if rows[i]["failure"] != "bad_sample" and dataset[i]["task"] == task]
+        metrics.update(DATASET_METRICS.get(task)([rows[i] for i in picked], [dataset[i] for i in picked]))
     failures = Counter(row["failure"] for row in rows if row["failure"])
     return EvalResult(n=n, metrics=metrics, failures=dict(failures), samples=rows)

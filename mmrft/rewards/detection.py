@@ -181,37 +181,51 @@ def detection_confidence_reward(completions: list[Any], **columns: Any) -> list[
 
 
 def coco_map(
-    detections: Sequence[Sequence[Detection]], ground_truth: Sequence[Sequence[Detection]]
+    detections: Sequence[Sequence[Detection]],
+    ground_truth: Sequence[Sequence[Detection]],
+    crowd: Sequence[Sequence[bool]] | None = None,
+    max_dets: int = MAX_BOXES,
 ) -> dict[str, float]:
     """COCO box AP over images (`detections[i]` and `ground_truth[i]` belong to image i).
 
-    Reproduces pycocotools' COCOeval for area "all", maxDets 100 and no crowd boxes: per label,
-    greedy matching at IoU thresholds 0.50:0.05:0.95, precision made monotone and sampled at 101
-    recall points, averaged over thresholds and labels that have ground truth (boxes with positive
-    area; COCO treats an inverted box differently). Returns `mAP`,
-    `AP50` and `AP75`; NaN when no label has ground truth. Labels None count as one class.
+    Reproduces pycocotools' COCOeval (area "all"): per label, each image's top ``max_dets``
+    detections are matched greedily at IoU thresholds 0.50:0.05:0.95; precision is made
+    monotone and sampled at 101 recall points, then averaged over thresholds and labels that
+    have (non-crowd) ground truth. ``crowd[i][j]`` marks ground-truth box j of image i as a crowd
+    region: its IoU is intersection over the detection's area, it may absorb several
+    detections, and detections matched to it count neither as true nor as false positives.
+    Returns `mAP`, `AP50` and `AP75`; NaN when no label has ground truth. Labels None count as one class.
     """
+    crowd = crowd if crowd is not None else [[False] * len(g) for g in ground_truth]
     thresholds = np.linspace(0.5, 0.95, 10)
     recall_points = np.linspace(0.0, 1.0, 101)
     labels = sorted({g.label or "" for image in ground_truth for g in image})
     precision = np.full((len(thresholds), len(labels), len(recall_points)), -1.0)
     for k, label in enumerate(labels):
-        scores, matched, n_gt = [], [], 0
-        for dets, gts in zip(detections, ground_truth, strict=True):
-            gts = [g for g in gts if (g.label or "") == label]
+        scores, matched, ignored, n_gt = [], [], [], 0
+        for dets, gts, flags in zip(detections, ground_truth, crowd, strict=True):
+            pairs = [(g, bool(c)) for g, c in zip(gts, flags, strict=True) if (g.label or "") == label]
+            pairs.sort(key=lambda pair: pair[1])  # COCOeval puts ignored (crowd) ground truth last
             dets = [d for d in dets if (d.label or "") == label]
-            dets = sorted(dets, key=lambda d: -d.confidence)[:MAX_BOXES]
-            n_gt += len(gts)
-            ious = np.array([[box_iou(d.box, g.box) for g in gts] for d in dets]).reshape(len(dets), len(gts))
+            dets = sorted(dets, key=lambda d: -d.confidence)[:max_dets]
+            n_gt += sum(not c for _, c in pairs)
+            ious = np.array(
+                [[_crowd_iou(d.box, g.box) if c else box_iou(d.box, g.box) for g, c in pairs] for d in dets]
+            ).reshape(len(dets), len(pairs))
+            tp, ig = _coco_match(ious, np.array([c for _, c in pairs], dtype=bool), thresholds)
             scores.extend(d.confidence for d in dets)
-            matched.append(_coco_match(ious, thresholds))
+            matched.append(tp)
+            ignored.append(ig)
         if n_gt == 0:
             continue
-        scores_array = np.array(scores)
-        order = np.argsort(-scores_array, kind="mergesort")
-        tp = np.concatenate(matched, axis=1)[:, order] if scores else np.zeros((len(thresholds), 0), bool)
-        tp_sum = np.cumsum(tp, axis=1, dtype=float)
-        fp_sum = np.cumsum(~tp, axis=1, dtype=float)
+        order = np.argsort(-np.array(scores), kind="mergesort")
+        if scores:
+            tp = np.concatenate(matched, axis=1)[:, order]
+            ig = np.concatenate(ignored, axis=1)[:, order]
+        else:
+            tp = ig = np.zeros((len(thresholds), 0), bool)
+        tp_sum = np.cumsum(tp & ~ig, axis=1, dtype=float)
+        fp_sum = np.cumsum(~tp & ~ig, axis=1, dtype=float)
         for t in range(len(thresholds)):
             recall = tp_sum[t] / n_gt
             prec = tp_sum[t] / (tp_sum[t] + fp_sum[t] + np.spacing(1))
@@ -228,22 +242,40 @@ def coco_map(
     }
 
 
-def _coco_match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """tp[t, d]: detection d (sorted by score) matched at threshold t, by COCOeval's rule (ties: last gt wins)."""
+def _crowd_iou(det: Sequence[float], region: Sequence[float]) -> float:
+    """COCO's IoU with a crowd region: intersection over the detection's own area."""
+    w = max(0.0, min(det[2], region[2]) - max(det[0], region[0]))
+    h = max(0.0, min(det[3], region[3]) - max(det[1], region[1]))
+    area = (det[2] - det[0]) * (det[3] - det[1])
+    return w * h / area if area > 0 else 0.0
+
+
+def _coco_match(ious: np.ndarray, crowd: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's greedy matching of score-sorted detections to ground truth (crowd last).
+
+    Returns (matched[t, d], ignored[t, d]): a detection matched to a crowd region is ignored.
+    Ties go to the last ground truth, as in COCOeval.
+    """
     n_det, n_gt = ious.shape
     tp = np.zeros((len(thresholds), n_det), dtype=bool)
+    ig = np.zeros((len(thresholds), n_det), dtype=bool)
     for t, threshold in enumerate(thresholds):
         gt_taken = np.zeros(n_gt, dtype=bool)
         for d in range(n_det):
             best, best_iou = -1, min(threshold, 1 - 1e-10)
             for g in range(n_gt):
-                if gt_taken[g] or ious[d, g] < best_iou:
+                if gt_taken[g] and not crowd[g]:
+                    continue
+                if best > -1 and not crowd[best] and crowd[g]:
+                    break  # matched a regular box: crowd regions (sorted last) cannot take it
+                if ious[d, g] < best_iou:
                     continue
                 best, best_iou = g, ious[d, g]
             if best >= 0:
                 gt_taken[best] = True
                 tp[t, d] = True
-    return tp
+                ig[t, d] = crowd[best]
+    return tp, ig
 
 
 def _mean_valid(values: np.ndarray) -> float:

@@ -189,3 +189,20 @@ def test_temporal_benchmarks_load_through_the_converters(tmp_path):
     assert len(charades) == 3 and len(activitynet) == 3
     assert charades[0]["task"] == activitynet[0]["task"] == "temporal_grounding"
     assert charades[0]["messages"][0]["content"][0]["video"] == f"{tmp_path}/3MSZA.mp4"
+
+
+def test_coco_detection_with_a_crowd_region(tmp_path):
+    root = images(tmp_path, {"000000000001.jpg": (100, 80), "000000000002.jpg": (100, 80)})
+    samples = list(BENCHMARKS.get("coco_detection")(FIXTURES / "coco_detection/fixture/instances.json", root))
+    assert samples[0]["solution"] == [{"bbox": [10, 10, 50, 50], "label": "cat"}, {"bbox": [60, 0, 100, 80], "label": "person"}]
+    assert samples[0]["meta"]["crowd"] == [False, True]
+    texts = [
+        # the cat found exactly; a person inside the crowd region: ignored, not a false positive
+        '<answer>[{"bbox_2d": [10, 10, 50, 50], "label": "cat", "score": 0.9}, '
+        '{"bbox_2d": [65, 5, 90, 60], "label": "person", "score": 0.8}]</answer>',
+        "<answer>[]</answer>",  # the dog missed
+    ]
+    result = run(samples, texts)
+    # cat: AP 1 at every threshold; dog: AP 0; person has only crowd ground truth: not averaged
+    assert result.metrics["mAP"] == pytest.approx(0.5) and result.metrics["AP50"] == pytest.approx(0.5)
+    assert result.samples[1]["recall"] == 0.0

@@ -101,8 +101,9 @@ def test_box_iou_matches_pycocotools_and_torchvision():
     assert (ours > 0).sum() > 100 and (ours_giou < 0).sum() > 100  # both regimes exercised
 
 
-def _cocoeval(detections, ground_truth):
+def _cocoeval(detections, ground_truth, crowd=None, max_dets=100):
     """mAP, AP50, AP75 from pycocotools' COCOeval for the same data (labels as category ids)."""
+    crowd = crowd or [[False] * len(image) for image in ground_truth]
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -115,8 +116,10 @@ def _cocoeval(detections, ground_truth):
         "categories": [{"id": cat[g]} for g in sorted({g.label for image in ground_truth for g in image})],
         "annotations": [
             {"id": n + 1, "image_id": i + 1, "category_id": cat[g.label], "bbox": xywh(g.box),
-             "area": (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]), "iscrowd": 0}
-            for n, (i, g) in enumerate((i, g) for i, image in enumerate(ground_truth) for g in image)
+             "area": (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]), "iscrowd": int(c)}
+            for n, (i, g, c) in enumerate(
+                (i, g, c) for i, image in enumerate(ground_truth) for g, c in zip(image, crowd[i], strict=True)
+            )
         ],
     }
     gt.createIndex()
@@ -129,10 +132,16 @@ def _cocoeval(detections, ground_truth):
         dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
         dt.createIndex()
     evaluator = COCOeval(gt, dt, "bbox")
+    evaluator.params.maxDets = sorted({1, 10, 100, max_dets})
     evaluator.evaluate()
     evaluator.accumulate()
-    evaluator.summarize()
-    return evaluator.stats[0], evaluator.stats[1], evaluator.stats[2]
+    # COCOeval's accumulated precision[T, R, K, A, M] at area "all" and the asked maxDets
+    precision = evaluator.eval["precision"][:, :, :, 0, evaluator.params.maxDets.index(max_dets)]
+
+    def mean(p):
+        return float(p[p > -1].mean()) if (p > -1).any() else -1.0
+
+    return mean(precision), mean(precision[0]), mean(precision[5])
 
 
 def _synthetic_set(rng, n_images, labels=("cat", "dog", "car")):
@@ -163,6 +172,34 @@ def test_coco_map_matches_cocoeval(seed, capsys):
     theirs = _cocoeval(detections, ground_truth)
     assert [ours["mAP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(theirs), abs=1e-12)
     assert 0.05 < ours["mAP"] < 0.95
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_coco_map_with_crowd_regions_matches_cocoeval(seed, capsys):
+    pytest.importorskip("pycocotools")
+    rng = np.random.default_rng(seed)
+    detections, ground_truth = _synthetic_set(rng, 12)
+    crowd = [[bool(rng.random() < 0.3) for _ in image] for image in ground_truth]
+    for i, image in enumerate(ground_truth):  # detections inside crowd regions: ignored, not false positives
+        for g, c in zip(image, crowd[i], strict=True):
+            if c:
+                x1, y1, x2, y2 = g.box
+                detections[i].append(Detection((x1, y1, (x1 + x2) / 2, (y1 + y2) / 2), float(rng.random()), g.label))
+    assert sum(map(sum, crowd)) >= 2
+    ours = coco_map(detections, ground_truth, crowd=crowd)
+    theirs = _cocoeval(detections, ground_truth, crowd)
+    assert [ours["mAP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(theirs), abs=1e-12)
+    plain = coco_map(detections, ground_truth)
+    assert plain["mAP"] != ours["mAP"]  # the crowd flags matter
+
+
+@pytest.mark.parametrize("max_dets", [1, 10])
+def test_coco_map_max_dets_matches_cocoeval(max_dets, capsys):
+    pytest.importorskip("pycocotools")
+    detections, ground_truth = _synthetic_set(np.random.default_rng(7), 12)
+    ours = coco_map(detections, ground_truth, max_dets=max_dets)
+    theirs = _cocoeval(detections, ground_truth, max_dets=max_dets)
+    assert [ours["mAP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(theirs), abs=1e-12)
 
 
 def test_coco_map_empty_results_and_perfect():
