@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up, then GRPO on synthetic grounding from the shipped tiny base, with a
+# The main job: set up, then Dr. GRPO on synthetic grounding from the shipped tiny base, with a
 # before/after table on the held-out split (also in runs/demo/summary.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -23,11 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_seeds import ROOT, run  # noqa: E402
 
-VARIANTS: dict[str, list[str]] = {
-    "grpo": [],
+GRPO = ["algorithm.advantage=grpo", "algorithm.loss_aggregation=token_mean"]
+VARIANTS: dict[str, list[str]] = {  # overrides of the demo config, which itself runs Dr. GRPO
+    "grpo": GRPO,
     "dr_grpo": ["algorithm.advantage=dr_grpo", "algorithm.loss_aggregation=seq_mean_token_sum_norm"],
-    "dapo": ["algorithm.epsilon_high=0.28", "algorithm.dynamic_sampling=true", "algorithm.mask_truncated=true"],
-    "grpo_zero_var_filter": ["algorithm.filter_zero_variance=true"],
+    "dapo": [*GRPO, "algorithm.epsilon_high=0.28", "algorithm.dynamic_sampling=true", "algorithm.mask_truncated=true"],
+    "grpo_zero_var_filter": [*GRPO, "algorithm.filter_zero_variance=true"],
 }
 
 

@@ -1,4 +1,4 @@
-"""Run the demo's GRPO stage for several seeds, plus the equal-compute SFT baseline, and tabulate.
+"""Run the demo's RFT stage for several seeds, plus the equal-compute SFT baseline, and tabulate.
 
     python tools/demo_seeds.py --seeds 0 1 2 --parallel 2
 
@@ -32,13 +32,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--minutes", type=float, default=12.0, help="training wall time of every run")
+    parser.add_argument("--minutes", type=float, default=14.0, help="training wall time limit of every run")
     parser.add_argument("--out", default="runs/seeds")
     parser.add_argument("--no-baseline", action="store_true")
     args, extra = parser.parse_known_args()
     out_root = ROOT / args.out
     out_root.mkdir(parents=True, exist_ok=True)
-    jobs = [(f"grpo_seed{s}", "configs/demo_grounding_grpo.yaml", s) for s in args.seeds]
+    jobs = [(f"demo_seed{s}", "configs/demo_grounding_grpo.yaml", s) for s in args.seeds]
     if not args.no_baseline:
         jobs.append(("sft_equal_time", "configs/demo_grounding_sft_baseline.yaml", args.seeds[0]))
     with ThreadPoolExecutor(args.parallel) as pool:
