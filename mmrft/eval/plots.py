@@ -37,6 +37,10 @@ def plot_metrics(run_dir: str | Path, out: str | Path) -> Path:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
+    return _save(fig, out)
+
+
+def _save(fig, out: str | Path) -> Path:
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,9 +96,4 @@ def gallery(eval_dir: str | Path, data: str | Path, out: str | Path, limit: int 
     for ax in axes.flat:
         if not ax.has_data() and not ax.texts:
             ax.axis("off")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
