@@ -87,7 +87,7 @@ def normalize_mathvista(
             return str(int(float(extraction)))
         if answer_type == "float":
             return str(round(float(extraction), int(precision or 0)))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or inf / nan where an integer is asked
         return None
     return extraction
 

@@ -115,7 +115,7 @@ CASES = [
     (
         "unknown task",
         _set(task="dance"),
-        "unknown task 'dance'; known tasks: classification, counting, grounding",
+        "unknown task 'dance'; known tasks: classification, counting, detection",
     ),
     ("task not a string", _set(task=["grounding"]), "unknown task"),
     ("box of 3", _set(solution=[1, 2, 3]), BAD_BOX),

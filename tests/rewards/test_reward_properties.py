@@ -31,6 +31,7 @@ COLUMNS = {
     "multiple_choice": {"solution": "B", "options": ["cat", "dog", "owl"]},
     "vqa_accuracy": {"solution": ["two"] * 7 + ["2", "three", "cat"]},
     "math": {"solution": "\\frac{1}{2}"},
+    "mathvista": {"solution": "12", "answer_type": "integer"},
     "temporal_iou": {"solution": [1.0, 9.0], "duration": 10.0},
     "trajectory": {"solution": [[1, 0], [2, 0], [3, 0]], "obstacles": [[[2, 1, 0, 4, 2]]] * 3,
                    "road": [[-9, -9], [9, -9], [9, 9], [-9, 9]]},
