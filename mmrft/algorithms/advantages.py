@@ -16,14 +16,14 @@ ADVANTAGES = Registry("advantage estimator")
 STD_SCALES = ("group", "batch", "none")
 
 
-def _groups(rewards: torch.Tensor, group_ids: torch.Tensor):
-    """Each group's valid (non-NaN) rows, as a boolean mask."""
+def groups(rewards: torch.Tensor, group_ids: torch.Tensor):
+    """Each group's id and its valid (non-NaN) rows, as a boolean mask."""
     valid = ~rewards.isnan()
     for g in group_ids.unique():
-        yield (group_ids == g) & valid
+        yield int(g), (group_ids == g) & valid
 
 
-def _informative(r: torch.Tensor) -> bool:
+def is_informative(r: torch.Tensor) -> bool:
     """A group teaches something only with two or more members that differ."""
     return r.numel() >= 2 and not bool((r == r[0]).all())
 
@@ -32,8 +32,8 @@ def _scale(adv: torch.Tensor, rewards: torch.Tensor, group_ids: torch.Tensor, st
     if std_scale not in STD_SCALES:
         raise ValueError(f"std_scale must be one of {', '.join(STD_SCALES)}; got {std_scale!r}")
     if std_scale == "group":
-        for rows in _groups(rewards, group_ids):
-            if _informative(rewards[rows]):
+        for _, rows in groups(rewards, group_ids):
+            if is_informative(rewards[rows]):
                 adv[rows] = adv[rows] / (rewards[rows].std() + eps)
     elif std_scale == "batch":
         valid = rewards[~rewards.isnan()]
@@ -44,9 +44,9 @@ def _scale(adv: torch.Tensor, rewards: torch.Tensor, group_ids: torch.Tensor, st
 
 def _group_centred(rewards: torch.Tensor, group_ids: torch.Tensor, leave_one_out: bool) -> torch.Tensor:
     adv = torch.zeros_like(rewards)
-    for rows in _groups(rewards, group_ids):
+    for _, rows in groups(rewards, group_ids):
         r = rewards[rows]
-        if not _informative(r):  # exactly 0, also for std_scale="group" with eps == 0
+        if not is_informative(r):  # exactly 0, also for std_scale="group" with eps == 0
             continue
         n = r.numel()
         adv[rows] = (r - r.mean()) * (n / (n - 1) if leave_one_out else 1.0)

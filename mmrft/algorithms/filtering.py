@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from mmrft.algorithms.advantages import groups, is_informative
+
 
 def informative_groups(task_rewards: torch.Tensor, group_ids: torch.Tensor) -> list[int]:
     """Ids of the groups whose task reward varies (at least two valid, differing members).
@@ -14,9 +16,4 @@ def informative_groups(task_rewards: torch.Tensor, group_ids: torch.Tensor) -> l
     a format reward that varies inside an all-wrong group would otherwise keep it.
     NaN rewards are "not applicable" and do not count.
     """
-    keep = []
-    for g in group_ids.unique().tolist():
-        r = task_rewards[(group_ids == g) & ~task_rewards.isnan()]
-        if r.numel() >= 2 and not bool((r == r[0]).all()):
-            keep.append(int(g))
-    return keep
+    return [g for g, rows in groups(task_rewards, group_ids) if is_informative(task_rewards[rows])]

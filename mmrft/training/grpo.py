@@ -302,13 +302,8 @@ class GRPOTrainer(Trainer):
         rewards = torch.cat([g.rewards for g in generated])
         valid = ~rewards.isnan()
         masks = torch.cat([g.rollout.completion_mask.float().sum(1) for g in generated])
-        zero_std, groups = 0, 0
-        for g in generated:
-            for p in range(len(g.batch)):
-                r = g.rewards[g.rollout.rows_of([p])]
-                r = r[~r.isnan()]
-                zero_std += int(r.numel() < 2 or bool((r == r[0]).all()))
-                groups += 1
+        groups = sum(len(g.batch) for g in generated)
+        zero_std = groups - sum(len(informative_groups(g.rewards, g.rollout.prompt_index)) for g in generated)
         metrics = {
             "reward/mean": rewards[valid].mean().item() if valid.any() else float("nan"),
             "reward/std": rewards[valid].std().item() if valid.sum() > 1 else 0.0,
