@@ -35,6 +35,7 @@ def _is_number(x: Any) -> bool:
 
 
 @register_solution_checker("grounding")
+@register_solution_checker("gui_grounding")
 def _check_box(solution: Any) -> str | None:
     """A box in original-image pixels, xyxy, with positive width and height."""
     if not isinstance(solution, list) or len(solution) != 4 or not all(map(_is_number, solution)):
@@ -53,11 +54,6 @@ def _check_interval(solution: Any) -> str | None:
     if not 0 <= solution[0] < solution[1]:
         return f"temporal_grounding solution needs 0 <= start < end, got {solution!r}"
     return None
-
-
-@register_solution_checker("gui_grounding")
-def _check_gui_box(solution: Any) -> str | None:
-    return _check_box(solution)
 
 
 @register_solution_checker("vqa")
@@ -86,12 +82,8 @@ def _check_answer_string(solution: Any) -> str | None:
     return None
 
 
-@register_solution_checker("multiple_choice")
-def _check_choice(solution: Any) -> str | None:
-    return _check_letter(solution)
-
-
 @register_solution_checker("video_qa")
+@register_solution_checker("multiple_choice")
 def _check_letter(solution: Any) -> str | None:
     if not (isinstance(solution, str) and len(solution) == 1 and "A" <= solution <= "Z"):
         return f"solution must be one option letter A-Z, got {solution!r}"
