@@ -29,7 +29,9 @@ from mmrft.rewards.vqa import score_vqa
 TASK_SCORERS = Registry("task scorer")
 DATASET_METRICS = Registry("dataset metric")
 """Per task, metrics over the whole split that are not means of per-sample scores (COCO mAP)."""
-ROW_FIELDS = ("index", "id", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention", "group", "circular")
+ROW_FIELDS = (
+    "index", "id", "task", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention", "group", "circular",
+)
 """Fields of a samples.jsonl row that are not metrics."""
 
 
@@ -183,7 +185,9 @@ def evaluate(
                 good.append((i, sample))
             except (SampleError, KeyError) as err:
                 sample_id = getattr(err, "sample_id", f"#{i}")
-                new.append({"index": i, "id": sample_id, "prediction": None, "parsed": None, "score": 0.0, "failure": "bad_sample"})
+                new.append(
+                    {"index": i, "id": sample_id, "task": None, "prediction": None, "parsed": None, "score": 0.0, "failure": "bad_sample"}
+                )
         if good:
             batch = policy.prompts([sample for _, sample in good])
             rollout = policy.sample(batch, num_samples=1, max_new_tokens=max_new_tokens, temperature=0.0)
@@ -194,6 +198,7 @@ def evaluate(
                     {
                         "index": i,
                         "id": sample["id"],
+                        "task": sample["task"],
                         "prediction": text,
                         "parsed": scored.parsed,
                         "score": next(iter(scored.scores.values())),
@@ -223,8 +228,11 @@ def evaluate(
             questions.setdefault(row["circular"], []).append(row)
     if questions:
         metrics.update({f"{name}/circular": sum(min(float(r.get(name, 0.0)) for r in q) for q in questions.values()) / len(questions) for name in names})
-    for task in sorted({dataset[i]["task"] for i in range(n) if rows[i]["failure"] != "bad_sample"} & set(DATASET_METRICS.names())):
-        picked = [i for i in range(n) if rows[i]["failure"] != "bad_sample" and dataset[i]["task"] == task]
+    by_task: dict[str, list[int]] = {}  # only tasks with split-level metrics re-read their samples
+    for i, row in enumerate(rows):
+        if row.get("task") in DATASET_METRICS.names():
+            by_task.setdefault(row["task"], []).append(i)
+    for task, picked in sorted(by_task.items()):
         metrics.update(DATASET_METRICS.get(task)([rows[i] for i in picked], [dataset[i] for i in picked]))
     failures = Counter(row["failure"] for row in rows if row["failure"])
     return EvalResult(n=n, metrics=metrics, failures=dict(failures), samples=rows)
