@@ -220,9 +220,10 @@ class GRPOTrainer(Trainer):
         num_sequences = float(sum(len(p.rollout) for p in parts))
         mu = sft_coef_at(self.step, algo.sft_coef, algo.sft_coef_end, algo.sft_decay_steps)
         sums = {"loss": 0.0, "entropy": 0.0, "clipped": 0.0, "kl": 0.0, "sft_loss": 0.0}
-        if mu > 0:
-            sft_tokens = sum(target_ids(policy, p.samples, p.batch)[1].sum().item() for p in parts)
-        for part in parts:
+        if mu > 0:  # expert answers, tokenised once per update
+            targets = [target_ids(policy, p.samples, p.batch) for p in parts]
+            sft_tokens = sum(mask.sum().item() for _, mask in targets)
+        for j, part in enumerate(parts):
             for prompts in micro_batches(len(part.batch), cfg.optim.grad_accum):
                 sub = part.select(prompts)
                 r, m = sub.rollout, self.loss_mask(sub)
@@ -241,7 +242,9 @@ class GRPOTrainer(Trainer):
                 if self.entropy_coef > 0:
                     loss = loss - self.entropy_coef * (entropy * m).sum() / max(num_tokens, 1.0)
                 if mu > 0:
-                    ids, tmask = target_ids(policy, sub.samples, sub.batch)
+                    ids, tmask = (t[torch.tensor(prompts)] for t in targets[j])
+                    width = int(tmask.sum(1).max())  # this micro-batch's longest answer
+                    ids, tmask = ids[:, :width], tmask[:, :width]
                     sft_logprobs, _ = policy.token_logprobs(sub.batch, torch.arange(len(prompts)), ids, tmask)
                     sft = weighted_sft_loss(sft_logprobs, tmask, sft_tokens, algo.sft_token_weighting)
                     loss = (1 - mu) * loss + mu * sft
