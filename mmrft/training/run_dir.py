@@ -31,44 +31,41 @@ class RunDir:
         """On resume, drop log lines of steps after the checkpoint (they will be redone), and a
         line torn by a kill mid-write."""
         for name in ("metrics.jsonl", "rollouts.jsonl", "skipped.jsonl"):
-            path = self.root / name
-            if path.is_file():
-                keep = [line for line in path.read_text().splitlines() if _step_of(line) is not None and _step_of(line) <= step]
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text("".join(line + "\n" for line in keep))
-                tmp.replace(path)
+            if (self.root / name).is_file():
+                lines = (self.root / name).read_text().splitlines()
+                keep = [line for line in lines if (s := _step_of(line)) is not None and s <= step]
+                self._replace(name, "".join(line + "\n" for line in keep))
 
     def log_metrics(self, metrics: dict) -> None:
-        with open(self.root / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({k: _jsonable(v) for k, v in metrics.items()}) + "\n")
+        self._append("metrics.jsonl", [metrics])
         for sink in self.sinks:
             sink(metrics)
 
     def log_skipped(self, rows: list[dict]) -> None:
         """Append skipped samples (step, id, reason) to skipped.jsonl: the data-fault report."""
-        with open(self.root / "skipped.jsonl", "a") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        self._append("skipped.jsonl", rows)
 
     def log_rollouts(self, rows: list[dict]) -> None:
-        with open(self.root / "rollouts.jsonl", "a") as f:
-            for row in rows:
-                f.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
+        self._append("rollouts.jsonl", rows)
 
     def write_jsonl(self, name: str, rows: list[dict]) -> Path:
         """Write ``rows`` to ``name`` under the run directory atomically, one JSON object a line."""
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        tmp.replace(path)
-        return path
+        return self._replace(name, "".join(json.dumps(row) + "\n" for row in rows))
 
     def write_json(self, name: str, data: dict) -> Path:
+        return self._replace(name, json.dumps(data, indent=2))
+
+    def _append(self, name: str, rows: list[dict]) -> None:
+        """Append rows to a log, non-finite floats written as null."""
+        with open(self.root / name, "a") as f:
+            f.write("".join(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n" for row in rows))
+
+    def _replace(self, name: str, text: str) -> Path:
+        """Write ``text`` to ``name`` atomically: a reader sees the old file or the new one."""
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
+        tmp.write_text(text)
         tmp.replace(path)
         return path
 
