@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from mmrft.config import TrainConfig, load_config
+from mmrft.config import DrivingConfig, TrainConfig, load_train_config
 from mmrft.eval.report import print_summary
 
 
@@ -22,12 +22,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def build_config(args: argparse.Namespace) -> TrainConfig:
+def build_config(args: argparse.Namespace) -> TrainConfig | DrivingConfig:
     overrides = list(args.overrides)
     for key, value in (("output_dir", args.output_dir), ("max_steps", args.max_steps), ("seed", args.seed)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    return load_config(TrainConfig, args.config, overrides)
+    return load_train_config(args.config, overrides)
 
 
 def run(args: argparse.Namespace) -> int:

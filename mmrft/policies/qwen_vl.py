@@ -64,6 +64,15 @@ def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
 
 
+def restrict(logits: torch.Tensor, allowed_ids: torch.Tensor | None) -> torch.Tensor:
+    """Logits with every token outside ``allowed_ids`` at -inf (unchanged when None)."""
+    if allowed_ids is None:
+        return logits
+    mask = torch.full((logits.shape[-1],), float("-inf"), device=logits.device)
+    mask[allowed_ids] = 0.0
+    return logits + mask
+
+
 class QwenVLPolicy:
     """A Qwen2-VL / Qwen2.5-VL / Qwen3-VL model and processor, wrapped for RFT."""
 
@@ -110,11 +119,14 @@ class QwenVLPolicy:
         temperature: float = 1.0,
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
+        allowed_ids: torch.Tensor | None = None,
     ) -> Rollout:
         """Sample ``num_samples`` completions per prompt (greedy when ``temperature == 0``).
 
         One prefill per prompt: the vision tower and the prompt run once, and the KV cache is
         repeated for the prompt's samples. Log-probs are of ``softmax(logits / T)`` (T=1 for greedy).
+        ``allowed_ids`` restricts the vocabulary (action tokens): the distribution sampled and
+        scored is then the softmax over those tokens only, as in :meth:`token_logprobs`.
         """
         model = self.model
         P = len(batch)
@@ -136,7 +148,7 @@ class QwenVLPolicy:
         done = torch.zeros(N, dtype=torch.bool)
         scale = temperature if temperature > 0 else 1.0
         for t in range(max_new_tokens):
-            scaled = logits.float() / scale
+            scaled = restrict(logits.float() / scale, allowed_ids)
             step_logprobs = scaled.log_softmax(-1)
             allowed = scaled.clone()
             allowed[:, self.suppressed_ids] = float("-inf")
@@ -185,6 +197,7 @@ class QwenVLPolicy:
         completion_mask: torch.Tensor,
         temperature: float = 1.0,
         model=None,
+        allowed_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token log-probs and entropies of completions, from a training forward.
 
@@ -209,8 +222,8 @@ class QwenVLPolicy:
             use_cache=False,
             logits_to_keep=T + 1,
         )
-        logits = out.logits[:, :-1].float() / (temperature if temperature > 0 else 1.0)
+        logits = restrict(out.logits[:, :-1].float() / (temperature if temperature > 0 else 1.0), allowed_ids)
         logp_all = F.log_softmax(logits, dim=-1)
         logprobs = logp_all.gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        entropy = -(logp_all.exp() * logp_all.masked_fill(logp_all.isinf(), 0.0)).sum(-1)
         return logprobs * completion_mask, entropy * completion_mask

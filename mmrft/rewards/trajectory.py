@@ -240,6 +240,71 @@ def trajectory_reward(completions: list[Any], solution: list[Any], **columns: An
     return trajectory_components(completions, solution, **columns)["reward"]
 
 
+def rollout_scores(
+    path: np.ndarray,
+    obstacles: np.ndarray | None,
+    road: np.ndarray | None,
+    goal: Sequence[float],
+    goal_radius: float = 2.0,
+    ego_size: Sequence[float] = DEFAULT_EGO_SIZE,
+    start: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """Metrics of an executed trajectory (an environment rollout, poses [T, 3] with yaw): collision
+    with the obstacles' boxes at the same steps, off-road, progress from `start` (default: the first
+    pose) towards `goal` as a fraction of the straight-line distance, and reaching the goal.
+
+    reward = 0 on collision or off-road, else 0.5 * progress + 0.5 * goal.
+    """
+    origin = np.asarray(path[0, :2] if start is None else start, dtype=float)[:2]
+    goal_point = np.asarray(goal, dtype=float)[:2]
+    ego = np.column_stack([path[:, :2], headings(path), np.full(len(path), ego_size[0]), np.full(len(path), ego_size[1])])
+    collision = bool(obstacles is not None and obstacles.size and obb_collide(ego, obstacles).any())
+    offroad = bool(road is not None and not points_in_polygon(path[:, :2], road).all())
+    scores = {
+        "collision": float(collision),
+        "offroad": float(offroad),
+        "progress": progress(path, np.stack([origin, goal_point])),
+        "goal": float(np.linalg.norm(path[-1, :2] - goal_point) <= goal_radius),
+    }
+    scores["reward"] = (not (collision or offroad)) * (0.5 * scores["progress"] + 0.5 * scores["goal"])
+    return scores
+
+
+def rollout_components(completions: list[Any], goal: list[Any], **columns: Any) -> dict[str, list[float | None]]:
+    """Per-rollout `collision`, `offroad`, `progress`, `goal` and `reward`; None where the goal is malformed."""
+    n = len(completions)
+    out: dict[str, list[float | None]] = {key: [] for key in ("reward", "collision", "offroad", "progress", "goal")}
+    for i, (completion, target) in enumerate(zip(completions, goal, strict=True)):
+        row = {k: (v[i] if isinstance(v, (list, tuple)) and len(v) == n else None) for k, v in columns.items()}
+        path, goal_point = waypoints_from(completion), _array(target, (2,))
+        scores = None
+        if goal_point is not None and path is not None and path.shape[1] == 3:
+            ego_size = _array(row.get("ego_size"), (2,))
+            scores = rollout_scores(
+                path,
+                _array(row.get("obstacles"), (len(path), None, 5)),
+                _array(row.get("road"), (None, 2)),
+                goal_point,
+                _positive(row.get("goal_radius"), 2.0),
+                DEFAULT_EGO_SIZE if ego_size is None else ego_size,
+                _array(row.get("start"), (2,)),
+            )
+        for key in out:
+            out[key].append(None if scores is None else scores[key])
+    return out
+
+
+@register_reward(
+    "driving_rollout",
+    description="executed poses [T, 3]: 0 on collision/off-road, else 0.5*progress to the goal + 0.5*goal reached",
+    components=rollout_components,
+)
+def driving_rollout_reward(completions: list[Any], goal: list[Any], **columns: Any) -> list[float | None]:
+    """Columns: `goal` (x, y); optional `obstacles` ([T, K, 5] boxes at the path's steps), `road`
+    (drivable polygon), `goal_radius`, `ego_size`, `start` (where progress is measured from)."""
+    return rollout_components(completions, goal, **columns)["reward"]
+
+
 def _positive(value: Any, default: float) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
         return float(value)

@@ -57,7 +57,8 @@ def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_l
     else:  # a plain HF model with the adapters merged in, plus the adapters alone (what resume loads)
         model.save_pretrained(tmp, state_dict=merged_lora_state_dict(model), safe_serialization=True)
         peft.save_pretrained(tmp / ADAPTER_DIR)
-    processor.save_pretrained(tmp)
+    if processor is not None:
+        processor.save_pretrained(tmp)
     torch.save(state, tmp / "trainer_state.pt")
     files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     for name in files:  # contents on disk before the marker that vouches for them

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from mmrft.config import (
+    DRIVING_STAGES,
     ConfigError,
+    DrivingConfig,
     TrainConfig,
     apply_overrides,
     from_dict,
     load_config,
+    load_train_config,
     schema,
 )
 
@@ -27,9 +30,9 @@ def test_there_are_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_shipped_config_validates(path):
-    config = load_config(TrainConfig, path)
-    assert isinstance(config, TrainConfig)
-    assert config.stage in ("grpo", "sft") and config.max_steps > 0 and config.batch_size > 0
+    config = load_train_config(path)
+    assert isinstance(config, DrivingConfig if config.stage in DRIVING_STAGES else TrainConfig)
+    assert config.max_steps > 0 and config.batch_size > 0
     if config.stage == "grpo":
         assert config.rewards and config.generation.num_generations >= 2
 

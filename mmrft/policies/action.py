@@ -1,0 +1,112 @@
+"""Action policies for the driving environments.
+
+`GaussianTrajectoryPolicy` is WorldRFT's trajectory Gaussianisation: an MLP reads the state and
+gives the mean of the next H waypoints (offsets from the ego's position, in metres), a learned
+state-independent log-std gives their scale, waypoints are sampled from that Gaussian and
+`controls_for_waypoints` turns them into the action chunk that drives through them.
+
+Every action policy has the same two methods the rollout and the GRPO stage use:
+``act(obs, generator, greedy)`` returns the env's action chunk, the sampling-time log-probs
+[N, k] and a ``record`` of what it saw and chose; ``decision_logprobs(records)`` recomputes the
+log-probs [N, D, k] of D recorded decisions with gradients, plus the mean entropy. Log-prob grain
+(k): here one per decision (the Gaussian density of all 2H waypoint coordinates); the token
+policy (`mmrft.policies.vla`) has one per action token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from mmrft.envs import driving as world
+
+STATE_DIM = 5 + 6 * world.NUM_OBSTACLES
+
+
+def state_features(obs: dict) -> np.ndarray:
+    """Ego-centred features [N, STATE_DIM]: the ego's lateral position, heading, speed, its offset to the
+    instructed lane and distance to the goal, then every obstacle (nearest first) as dx, dy, yaw, speed,
+    length, width."""
+    ego, obstacles, lane = obs["ego"], obs["obstacles"], obs["lane"][:, 0]
+    dx = obstacles[:, :, 0] - ego[:, None, 0]
+    order = np.argsort(np.where(dx < -10, 1e3, np.abs(dx)), axis=1)  # obstacles far behind go last
+    rel = np.stack([dx, obstacles[:, :, 1] - ego[:, None, 1], obstacles[:, :, 2], obstacles[:, :, 3], obstacles[:, :, 4] - 4.3, obstacles[:, :, 5] - 1.85], axis=-1)
+    rel = np.take_along_axis(rel, order[..., None], axis=1)
+    rel[..., 0] = np.clip(rel[..., 0], -10, 40) / 20
+    own = np.stack([ego[:, 1] / 2, ego[:, 2] * 3, ego[:, 3] / 8, (lane - ego[:, 1]) / 2, (world.GOAL_X - ego[:, 0]) / 30], axis=-1)
+    return np.concatenate([own, (rel / np.array([1.0, 2.0, 0.3, 2.0, 0.5, 0.15])).reshape(len(ego), -1)], axis=1).astype(np.float32)
+
+
+def controls_for_waypoints(ego: np.ndarray, waypoints: np.ndarray) -> np.ndarray:
+    """The normalised (accel, steer) chunk [N, H, 2] whose bicycle steps pass through `waypoints` [N, H, 2]
+    (absolute positions): the exact inverse of `world.bicycle_step` where the controls are in range."""
+    x, y, yaw, v = (ego[:, i].copy() for i in range(4))
+    actions = np.zeros(waypoints.shape)
+    for j in range(waypoints.shape[1]):
+        dx, dy = waypoints[:, j, 0] - x, waypoints[:, j, 1] - y
+        new_v = np.hypot(dx, dy) / world.DT
+        new_yaw = np.where(new_v > 1e-3, np.arctan2(dy, dx), yaw)
+        turn = (new_yaw - yaw + np.pi) % (2 * np.pi) - np.pi
+        steer = np.arctan(turn * world.WHEELBASE / np.maximum(new_v * world.DT, 1e-6))
+        actions[:, j] = np.stack([(new_v - v) / world.DT / world.MAX_ACCEL, steer / world.MAX_STEER], axis=-1)
+        x, y, yaw, v = waypoints[:, j, 0], waypoints[:, j, 1], new_yaw, new_v
+    return actions
+
+
+def waypoints_of(ego_seq: np.ndarray, ego: np.ndarray) -> np.ndarray:
+    """Offsets [N, H, 2] of executed positions ego_seq [N, H, 4] from the start ego [N, 4] (BC targets)."""
+    return ego_seq[..., :2] - ego[:, None, :2]
+
+
+class GaussianTrajectoryPolicy(nn.Module, PyTorchModelHubMixin):
+    """Waypoint offsets ~ N(mu(s), diag(sigma^2)); see the module docstring."""
+
+    def __init__(self, chunk: int, hidden: int = 128, init_log_std: float = -1.0):
+        super().__init__()
+        self.chunk = chunk
+        self.body = nn.Sequential(nn.Linear(STATE_DIM, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.mean = nn.Linear(hidden, chunk * 2)
+        self.log_std = nn.Parameter(torch.full((chunk * 2,), init_log_std))
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean [..., 2H] of the waypoint offsets (scaled: 1 = one step at 8 m/s ahead) and the std [2H]."""
+        return self.mean(self.body(feats)), self.log_std.clamp(-5.0, 1.0).exp()
+
+    def log_prob(self, feats: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Gaussian log-density of waypoint offsets [..., H, 2] (metres), one value per decision."""
+        mean, std = self(feats)
+        z = offsets.flatten(-2) / SCALE
+        return (-0.5 * ((z - mean) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1) - z.shape[-1] * math.log(SCALE)
+
+    def entropy(self) -> torch.Tensor:
+        std = self.log_std.clamp(-5.0, 1.0).exp()
+        return (0.5 + 0.5 * math.log(2 * math.pi) + std.log()).sum() + 2 * self.chunk * math.log(SCALE)
+
+    @torch.no_grad()
+    def act(self, obs: dict, generator: torch.Generator | None = None, greedy: bool = False) -> dict:
+        """Sample (or take the mean of) waypoints; the action chunk drives through them."""
+        feats = torch.as_tensor(state_features(obs))
+        mean, std = self(feats)
+        z = mean if greedy else mean + std * torch.randn(mean.shape, generator=generator)
+        offsets = (z * SCALE).reshape(-1, self.chunk, 2)
+        ego = obs["ego"]
+        actions = controls_for_waypoints(ego, ego[:, None, :2] + offsets.double().numpy())
+        return {"actions": actions, "logprobs": self.log_prob(feats, offsets)[:, None], "record": (feats, offsets)}
+
+    def imitation_logprobs(self, obs: dict, actions: np.ndarray, offsets: np.ndarray) -> torch.Tensor:
+        """Log-probs [N, 1] of the expert's next waypoints (offsets [N, H, 2]) for behaviour cloning."""
+        return self.log_prob(torch.as_tensor(state_features(obs)), torch.as_tensor(offsets, dtype=torch.float32))[:, None]
+
+    def decision_logprobs(self, records: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs [N, D, 1] of recorded decisions, and the policy's entropy."""
+        feats = torch.stack([f for f, _ in records], dim=1)
+        offsets = torch.stack([o for _, o in records], dim=1)
+        return self.log_prob(feats, offsets)[..., None], self.entropy()
+
+
+SCALE = 8.0 * world.DT
+"""Metres per unit of the policy's output: one step at 8 m/s."""

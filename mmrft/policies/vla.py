@@ -1,0 +1,106 @@
+"""A vision-language-action policy: a Qwen-VL model that writes its action chunk as action tokens.
+
+OpenVLA's recipe at mmrft's scale: every normalised action dimension in [-1, 1] is cut into
+`BINS` uniform bins, each bin a token `<|act_i|>` added to the tokenizer (embeddings resized). The
+prompt holds the frame rendered from the current state, the episode's instruction and the ego's
+speed and offset to the instructed lane; the model writes 2H tokens, (acceleration, steering)
+for each of the H steps of the chunk, and each token decodes to its bin's centre.
+
+Sampling and scoring are restricted to the action tokens (the softmax over those tokens only), in
+generation and in the training forward alike (`QwenVLPolicy.sample` / `token_logprobs` with
+``allowed_ids``), so log-probs agree between the two. Log-prob grain: the action token (2H per
+decision).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from mmrft.envs.driving import instruction
+from mmrft.envs.render import SIZE, render
+from mmrft.policies.loading import load_model_and_processor
+from mmrft.policies.qwen_vl import QwenVLPolicy
+
+BINS = 21
+"""Bins per action dimension; bin centres are linspace(-1, 1, BINS), so 0 is one of them."""
+ACTION_TOKENS = tuple(f"<|act_{i}|>" for i in range(BINS))
+
+
+def to_bins(actions: np.ndarray) -> np.ndarray:
+    """Nearest bin index of each normalised action value."""
+    return np.rint((np.clip(actions, -1, 1) + 1) / 2 * (BINS - 1)).astype(np.int64)
+
+
+def prompt_text(ego: np.ndarray, lane: float) -> str:
+    return f"{instruction(lane)} Speed {ego[3]:.1f}, lane offset {lane - ego[1]:+.1f}."
+
+
+class TokenActionPolicy(nn.Module):
+    """See the module docstring. ``model_path``: a Qwen-VL checkpoint (the shipped tiny base, a BC run's)."""
+
+    def __init__(self, model_path: str, chunk: int):
+        super().__init__()
+        model, processor = load_model_and_processor(model_path)
+        tokenizer = processor.tokenizer
+        missing = [t for t in ACTION_TOKENS if t not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_tokens(missing, special_tokens=True)
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        self.model, self.chunk = model, chunk
+        self.qwen = QwenVLPolicy(model, processor, coord_convention="input_pixels")
+        self.action_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(ACTION_TOKENS)))
+        self.centres = torch.linspace(-1.0, 1.0, BINS, dtype=torch.float64)
+
+    def prompts(self, obs: dict):
+        frames = obs["image"] if "image" in obs else render(obs["ego"], obs["obstacles"])
+        samples = [
+            {
+                "id": str(i),
+                "image_size": [SIZE, SIZE],
+                "messages": [{"role": "user", "content": [
+                    {"type": "image", "image": Image.fromarray(frames[i])},
+                    {"type": "text", "text": prompt_text(obs["ego"][i], float(obs["lane"][i, 0]))},
+                ]}],
+            }
+            for i in range(len(frames))
+        ]  # fmt: skip
+        return self.qwen.prompts(samples)
+
+    def token_ids(self, actions: np.ndarray) -> torch.Tensor:
+        """Action chunks [N, H, 2] as their 2H action tokens per row (the BC targets)."""
+        return self.action_ids[torch.as_tensor(to_bins(actions)).flatten(1)]
+
+    @torch.no_grad()
+    def act(self, obs: dict, generator: torch.Generator | None = None, greedy: bool = False) -> dict:
+        batch = self.prompts(obs)
+        rollout = self.qwen.sample(
+            batch, 1, max_new_tokens=2 * self.chunk, temperature=0.0 if greedy else 1.0, generator=generator, allowed_ids=self.action_ids
+        )
+        bins = torch.searchsorted(self.action_ids, rollout.completion_ids)  # action ids are consecutive and sorted
+        actions = self.centres[bins].reshape(-1, self.chunk, 2).numpy()
+        return {"actions": actions, "logprobs": rollout.logprobs, "record": (batch, rollout.completion_ids)}
+
+    def decision_logprobs(self, records: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs [N, D, 2H] of recorded decisions (teacher-forced), and the mean token entropy."""
+        logprobs, entropies = [], []
+        for batch, ids in records:
+            lp, entropy = self.qwen.token_logprobs(batch, torch.arange(len(ids)), ids, torch.ones_like(ids), allowed_ids=self.action_ids)
+            logprobs.append(lp)
+            entropies.append(entropy.mean())
+        return torch.stack(logprobs, dim=1), torch.stack(entropies).mean()
+
+    def save_pretrained(self, directory, **_) -> None:
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.qwen.processor.save_pretrained(directory)
+
+    def load_weights(self, directory: Path) -> None:
+        self.model.load_state_dict(type(self.model).from_pretrained(directory).state_dict())
+
+    def imitation_logprobs(self, obs: dict, actions: np.ndarray, offsets: np.ndarray) -> torch.Tensor:
+        """Log-probs [N, 2H] of the expert's action chunks, binned to action tokens (teacher forcing)."""
+        return self.decision_logprobs([(self.prompts(obs), self.token_ids(actions))])[0][:, 0]
