@@ -24,21 +24,20 @@ from torch import nn
 
 from mmrft.envs import driving as world
 
-STATE_DIM = 5 + 6 * world.NUM_OBSTACLES
+STATE_DIM = 5 + 4 * world.NUM_OBSTACLES
 
 
 def state_features(obs: dict) -> np.ndarray:
     """Ego-centred features [N, STATE_DIM]: the ego's lateral position, heading, speed, its offset to the
-    instructed lane and distance to the goal, then every obstacle (nearest first) as dx, dy, yaw, speed,
-    length, width."""
+    instructed lane and distance to the goal, then every obstacle (nearest first) as dx, dy, yaw, speed."""
     ego, obstacles, lane = obs["ego"], obs["obstacles"], obs["lane"][:, 0]
     dx = obstacles[:, :, 0] - ego[:, None, 0]
     order = np.argsort(np.where(dx < -10, 1e3, np.abs(dx)), axis=1)  # obstacles far behind go last
-    rel = np.stack([dx, obstacles[:, :, 1] - ego[:, None, 1], obstacles[:, :, 2], obstacles[:, :, 3], obstacles[:, :, 4] - 4.3, obstacles[:, :, 5] - 1.85], axis=-1)
+    rel = np.stack([dx, obstacles[:, :, 1] - ego[:, None, 1], obstacles[:, :, 2], obstacles[:, :, 3]], axis=-1)
     rel = np.take_along_axis(rel, order[..., None], axis=1)
     rel[..., 0] = np.clip(rel[..., 0], -10, 40) / 20
     own = np.stack([ego[:, 1] / 2, ego[:, 2] * 3, ego[:, 3] / 8, (lane - ego[:, 1]) / 2, (world.GOAL_X - ego[:, 0]) / 30], axis=-1)
-    return np.concatenate([own, (rel / np.array([1.0, 2.0, 0.3, 2.0, 0.5, 0.15])).reshape(len(ego), -1)], axis=1).astype(np.float32)
+    return np.concatenate([own, (rel / np.array([1.0, 2.0, 0.3, 2.0])).reshape(len(ego), -1)], axis=1).astype(np.float32)
 
 
 def controls_for_waypoints(ego: np.ndarray, waypoints: np.ndarray) -> np.ndarray:
