@@ -64,3 +64,46 @@ def test_pretrain_config_runs_sft_from_a_tiny_spec(tmp_path):
     assert summary["steps"] == 2 and Path(summary["final_checkpoint"]).is_dir()
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gaussian", "tokens"])
+def test_driving_recipe_runs_end_to_end(tmp_path, kind):
+    """World model, then behaviour cloning, then GRPO in the world model, through `mmrft train`."""
+    data = [
+        f"data.train={tmp_path / 'data' / 'train.npz'}",
+        f"data.heldout={tmp_path / 'data' / 'heldout.npz'}",
+        "data.train_episodes=24",
+        "data.heldout_episodes=8",
+        "eval_episodes=4",
+        "eval_every=0",
+    ]
+    wm, bc, rl = tmp_path / "wm", tmp_path / "bc", tmp_path / "rl"
+    small_wm = ["world_model.members=2", "world_model.hidden=32", "max_steps=40", "save_every=40"]
+    assert main(["train", str(ROOT / "configs/driving_world_model.yaml"), *data, *small_wm, "--output-dir", str(wm)]) == 0
+    bc_config = "driving_bc_gaussian.yaml" if kind == "gaussian" else "driving_bc_tokens.yaml"
+    steps = "max_steps=60" if kind == "gaussian" else "max_steps=3"
+    assert main(["train", str(ROOT / "configs" / bc_config), *data, steps, "save_every=100", "batch_size=8", "--output-dir", str(bc)]) == 0
+    rl_config = "driving_grpo_gaussian.yaml" if kind == "gaussian" else "driving_grpo_tokens.yaml"
+    overrides = [
+        f"world_model.path={wm / 'checkpoints' / 'step-000040'}",
+        f"policy.init={next((bc / 'checkpoints').iterdir())}",
+        "grpo.scenarios_per_step=2",
+        "grpo.group_size=2",
+        "max_steps=2",
+    ]
+    assert main(["train", str(ROOT / "configs" / rl_config), *data, *overrides, "--output-dir", str(rl)]) == 0
+    summary = json.loads((rl / "summary.json").read_text())
+    final = summary["final"]["heldout"]["metrics"]
+    assert summary["steps"] == 2 and 0 <= final["collision"] <= 1 and "wm_reward_gap" in final
+    metrics = [json.loads(line) for line in (rl / "metrics.jsonl").read_text().splitlines()]
+    assert {"reward/mean", "loss", "clip_frac", "entropy", "rollout/collision", "frac_zero_std_groups"} <= set(metrics[-1])
+    wm_summary = json.loads((wm / "summary.json").read_text())
+    assert "position_error_m@1s" in wm_summary["final"]["heldout"]["metrics"]
+
+
+def test_driving_grpo_without_a_world_model_is_a_one_line_error(tmp_path, capsys):
+    code = main(["train", str(ROOT / "configs/driving_grpo_gaussian.yaml"), "world_model.path=null", "--output-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "world_model.path" in err

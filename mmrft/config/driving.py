@@ -69,6 +69,8 @@ class ActionGRPOConfig:
     (WorldRFT's collision-aware reward). The verifier already gives such a rollout 0; the penalty
     makes it worse than driving slowly. Penalising collisions alone teaches the policy to escape
     them by leaving the road (measured)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: the loss minus this times the policy's entropy (keeps exploration from collapsing)."""
     advantage: str = "grpo"
     """Advantage estimator (mmrft.algorithms.advantages)."""
     loss_aggregation: str = "token_mean"

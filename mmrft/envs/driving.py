@@ -63,7 +63,7 @@ class Scenarios:
 
 def instruction(lane: float) -> str:
     side = "left" if lane > 0 else "right"
-    return f"Drive to the goal line {GOAL_X:.0f} m ahead without hitting anything and cross it in the {side} lane."
+    return f"Reach the goal in the {side} lane, hit nothing."
 
 
 def sample_scenario(split: str, seed: int, index: int) -> tuple[np.ndarray, np.ndarray, float]:

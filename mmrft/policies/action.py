@@ -24,20 +24,43 @@ from torch import nn
 
 from mmrft.envs import driving as world
 
-STATE_DIM = 5 + 4 * world.NUM_OBSTACLES
+STATE_DIM = 5 + 5 * world.NUM_OBSTACLES
 
 
 def state_features(obs: dict) -> np.ndarray:
     """Ego-centred features [N, STATE_DIM]: the ego's lateral position, heading, speed, its offset to the
-    instructed lane and distance to the goal, then every obstacle (nearest first) as dx, dy, yaw, speed."""
+    instructed lane and distance to the goal, then every obstacle (nearest first) as the extent of its
+    box relative to the ego's centre (x min, x max, y min, y max: the clearance the ego has) and its speed."""
     ego, obstacles, lane = obs["ego"], obs["obstacles"], obs["lane"][:, 0]
-    dx = obstacles[:, :, 0] - ego[:, None, 0]
-    order = np.argsort(np.where(dx < -10, 1e3, np.abs(dx)), axis=1)  # obstacles far behind go last
-    rel = np.stack([dx, obstacles[:, :, 1] - ego[:, None, 1], obstacles[:, :, 2], obstacles[:, :, 3]], axis=-1)
+    corners = _corners(obstacles)  # [N, K, 4, 2]
+    rel = np.concatenate(
+        [
+            corners[..., 0].min(-1, keepdims=True) - ego[:, None, None, 0],
+            corners[..., 0].max(-1, keepdims=True) - ego[:, None, None, 0],
+            corners[..., 1].min(-1, keepdims=True) - ego[:, None, None, 1],
+            corners[..., 1].max(-1, keepdims=True) - ego[:, None, None, 1],
+        ],
+        axis=-1,
+    )
+    rel = np.concatenate([rel, obstacles[:, :, 3:4]], axis=-1)
+    order = np.argsort(np.where(rel[..., 1] < -10, 1e3, np.abs(rel[..., 0] + rel[..., 1]) / 2), axis=1)  # far behind go last
     rel = np.take_along_axis(rel, order[..., None], axis=1)
-    rel[..., 0] = np.clip(rel[..., 0], -10, 40) / 20
+    rel[..., :2] = np.clip(rel[..., :2], -10, 40)
     own = np.stack([ego[:, 1] / 2, ego[:, 2] * 3, ego[:, 3] / 8, (lane - ego[:, 1]) / 2, (world.GOAL_X - ego[:, 0]) / 30], axis=-1)
-    return np.concatenate([own, (rel / np.array([1.0, 2.0, 0.3, 2.0])).reshape(len(ego), -1)], axis=1).astype(np.float32)
+    scaled = rel / np.array([20.0, 20.0, 2.0, 2.0, 2.0])
+    return np.concatenate([own, scaled.reshape(len(ego), -1)], axis=1).astype(np.float32)
+
+
+def _corners(obstacles: np.ndarray) -> np.ndarray:
+    """Corner points [..., 4, 2] of obstacle boxes [..., 6]."""
+    c, s = np.cos(obstacles[..., 2]), np.sin(obstacles[..., 2])
+    half_l, half_w = obstacles[..., 4] / 2, obstacles[..., 5] / 2
+    signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=float)
+    dx = signs[:, 0] * half_l[..., None]
+    dy = signs[:, 1] * half_w[..., None]
+    x = obstacles[..., 0, None] + dx * c[..., None] - dy * s[..., None]
+    y = obstacles[..., 1, None] + dx * s[..., None] + dy * c[..., None]
+    return np.stack([x, y], axis=-1)
 
 
 def controls_for_waypoints(ego: np.ndarray, waypoints: np.ndarray) -> np.ndarray:

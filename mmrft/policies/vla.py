@@ -37,7 +37,7 @@ def to_bins(actions: np.ndarray) -> np.ndarray:
 
 
 def prompt_text(ego: np.ndarray, lane: float) -> str:
-    return f"{instruction(lane)} Speed {ego[3]:.1f}, lane offset {lane - ego[1]:+.1f}."
+    return f"{instruction(lane)} v {ego[3]:.1f} dy {lane - ego[1]:+.1f}"
 
 
 class TokenActionPolicy(nn.Module):

@@ -251,7 +251,7 @@ class ActionGRPOStage(DrivingStage):
                 with torch.no_grad():
                     reference = self.reference.decision_logprobs(batch["records"])[0].flatten(1)
                 per_decision = per_decision + g.beta * KL_ESTIMATORS.get(g.kl_estimator)(logprobs, reference)
-            loss = aggregate(per_decision, mask, max_tokens=mask.shape[1])
+            loss = aggregate(per_decision, mask, max_tokens=mask.shape[1]) - g.entropy_coef * entropy
             self.optimizer.zero_grad()
             loss.backward()
             grad_norm = self.clip_gradients()
@@ -265,7 +265,7 @@ class ActionGRPOStage(DrivingStage):
             "loss": loss.item(),
             "grad_norm": grad_norm,
             "clip_frac": (clipped.float() * mask).sum().item() / mask.sum().item(),
-            "entropy": float(entropy),
+            "entropy": entropy.item(),
             "frac_zero_std_groups": float(np.mean(zero_std)),
             "decisions/mean": batch["alive"].sum(1).float().mean().item(),
             "actions/clipped": out["clipped_actions"],
