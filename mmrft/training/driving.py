@@ -134,10 +134,15 @@ class DrivingStage:
         self.step = int(state["step"])
         self.run.truncate_after(self.step)
 
-    def clip_gradients(self) -> float:
-        cfg = self.config
+    def update(self, loss: torch.Tensor) -> float:
+        """One optimizer step on `loss`, gradients clipped by global norm; returns the norm before clipping."""
+        self.optimizer.zero_grad()
+        loss.backward()
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")))
+        limit = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+        self.optimizer.step()
+        return grad_norm
 
 
 class WorldModelStage(DrivingStage):
@@ -155,11 +160,7 @@ class WorldModelStage(DrivingStage):
     def train_step(self, generator):
         idx = torch.randint(0, len(self.x), (self.model.members, self.config.batch_size), generator=generator)
         loss = self.model.loss(self.x[idx], self.y[idx])
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = self.clip_gradients()
-        self.optimizer.step()
-        return {"loss": loss.item(), "grad_norm": grad_norm}
+        return {"loss": loss.item(), "grad_norm": self.update(loss)}
 
     @torch.no_grad()
     def evaluate(self):
@@ -202,11 +203,7 @@ class ActionBCStage(DrivingStage):
     def train_step(self, generator):
         idx = torch.randint(0, len(self.pairs), (self.config.batch_size,), generator=generator).numpy()
         loss = -self.model.imitation_logprobs(*expert_batch(self.train_episodes, self.pairs[idx], self.config.chunk)).sum(-1).mean()
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = self.clip_gradients()
-        self.optimizer.step()
-        return {"loss": loss.item(), "grad_norm": grad_norm}
+        return {"loss": loss.item(), "grad_norm": self.update(loss)}
 
     @torch.no_grad()
     def evaluate(self):
@@ -252,10 +249,7 @@ class ActionGRPOStage(DrivingStage):
                     reference = self.reference.decision_logprobs(batch["records"])[0].flatten(1)
                 per_decision = per_decision + g.beta * KL_ESTIMATORS.get(g.kl_estimator)(logprobs, reference)
             loss = aggregate(per_decision, mask, max_tokens=mask.shape[1]) - g.entropy_coef * entropy
-            self.optimizer.zero_grad()
-            loss.backward()
-            grad_norm = self.clip_gradients()
-            self.optimizer.step()
+            grad_norm = self.update(loss)
         scores = summarise(out["scores"])
         zero_std = [not is_informative(rewards[rows]) for _, rows in groups(rewards, group_ids)]
         return {

@@ -40,7 +40,7 @@ def test_sampling_and_training_log_probs_agree_and_ratio_is_one(policy):
     recomputed, entropy = policy.decision_logprobs(batch["records"])
     alive = batch["alive"]
     assert (recomputed - batch["logprobs"])[alive].abs().max() <= 1e-4
-    assert 0 < float(entropy) <= np.log(BINS) + 1e-4  # over the action tokens only
+    assert 0 < entropy.item() <= np.log(BINS) + 1e-4  # over the action tokens only
     for _, ids in batch["records"]:
         assert torch.isin(ids, policy.action_ids).all()
 
