@@ -26,7 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", required=True, help="where eval.json and samples.jsonl are written")
     parser.add_argument(
         "--benchmark",
-        help="a registered benchmark (refcoco, screenspot, screenspot_pro, vqav2) whose published files --data names; "
+        help="a registered benchmark (refcoco, screenspot, screenspot_pro, vqav2, ...) whose published files --data names; "
+        "driving: closed-loop episodes of an action-policy checkpoint (--data split=heldout episodes=200); "
         "otherwise just the name written in eval.json (default: the data file's name)",
     )
     parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
@@ -101,7 +102,33 @@ def load_data(args: argparse.Namespace):
     return JsonlDataset(args.data[0])
 
 
+def run_driving(args: argparse.Namespace) -> int:
+    """`--benchmark driving --data split=heldout episodes=200`: closed-loop episodes in the simulator."""
+    from mmrft.eval.closed_loop import driving_benchmark
+
+    options = dict(item.split("=", 1) for item in args.data if "=" in item)
+    unknown = set(options) - {"split", "episodes", "seed"}
+    if unknown:
+        raise KeyError(f"--data for driving: unknown key {sorted(unknown)[0]!r}; valid: split, episodes, seed")
+    episodes = int(options.get("episodes", args.limit or 200))
+    reports = {}
+    for model in args.model:
+        out = Path(args.output_dir) / (Path(model).name if len(args.model) > 1 else "")
+        out.mkdir(parents=True, exist_ok=True)
+        report, rows = driving_benchmark(model, options.get("split", "heldout"), episodes, int(options.get("seed", 0)))
+        (out / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (out / "eval.json").write_text(json.dumps(report, indent=2))
+        print(f"driving [{model}]: n={episodes} " + ", ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items()))
+        reports[Path(model).name] = report
+    if len(reports) > 1:
+        (Path(args.output_dir) / "comparison.md").write_text(comparison_table(reports) + "\n")
+        print("\n" + comparison_table(reports))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.benchmark == "driving":
+        return run_driving(args)
     if args.benchmark not in BENCHMARKS.names() and not Path(args.data[0]).is_file():
         raise FileNotFoundError(f"data file not found: {args.data[0]}")
     root = Path(args.output_dir)

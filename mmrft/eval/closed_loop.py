@@ -7,10 +7,15 @@ reward and the ground truth's on the same policy and initial states is one subtr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from mmrft.envs.vector import ChunkedDrivingEnv
+from mmrft.envs import driving as world
+from mmrft.envs.expert import log_episodes
+from mmrft.envs.vector import CHUNK, ChunkedDrivingEnv, DrivingVectorEnv
+from mmrft.rewards.trajectory import l2_at_horizons
 
 METRICS = ("success", "collision", "offroad", "progress", "goal", "reward", "nonfinite")
 
@@ -50,3 +55,42 @@ def evaluate_closed_loop(policy, env: ChunkedDrivingEnv, split: str = "heldout",
     """Greedy closed-loop metrics on scenarios 0 .. episodes - 1 of `split` (env.num_envs must equal episodes)."""
     out = rollout(env, policy, {"split": split, "indices": range(episodes)}, seed=seed, greedy=True)
     return {**summarise(out["scores"]), "clipped_actions": out["clipped_actions"], "episodes": episodes}
+
+
+HORIZONS_S = (1.0, 2.0, 3.0)
+
+
+def load_action_policy(checkpoint: str | Path, chunk: int = CHUNK):
+    """A saved action policy: a token-action (Qwen-VL) checkpoint if it holds a processor, else a Gaussian head."""
+    from mmrft.policies.action import GaussianTrajectoryPolicy
+
+    if (Path(checkpoint) / "preprocessor_config.json").is_file():
+        from mmrft.policies.vla import TokenActionPolicy
+
+        return TokenActionPolicy(str(checkpoint), chunk)
+    if not (Path(checkpoint) / "config.json").is_file():
+        raise FileNotFoundError(f"not an action-policy checkpoint (no config.json): {checkpoint}")
+    return GaussianTrajectoryPolicy.from_pretrained(checkpoint)
+
+
+def driving_benchmark(checkpoint: str, split: str = "heldout", episodes: int = 200, seed: int = 0) -> tuple[dict, list[dict]]:
+    """The closed-loop driving benchmark: the policy drives `episodes` initial states of `split` in the
+    ground truth. Metrics: success, collision, off-road, progress, reward rates, and the L2 distance
+    (m) at 1/2/3 s between the executed positions and the noise-free expert's from the same states.
+    Returns the eval.json report and one row per episode."""
+    policy = load_action_policy(checkpoint)
+    env = DrivingVectorEnv(episodes, getattr(policy, "chunk", CHUNK))
+    out = rollout(env, policy, {"split": split, "seed": seed, "indices": range(episodes)}, seed=seed, greedy=True)
+    expert = log_episodes(split, episodes, seed, noise=0.0)
+    metrics = summarise(out["scores"])
+    rows = []
+    for i, score in enumerate(out["scores"]):
+        driven = env.path[i, 1:, :2]
+        l2 = l2_at_horizons(driven, expert["ego"][i, 1:, :2], HORIZONS_S, world.DT, average=False)
+        rows.append({"index": i, **score, **{f"l2@{h:g}s": v for h, v in l2.items()}})
+    for h in HORIZONS_S:
+        metrics[f"l2@{h:g}s"] = float(np.mean([r[f"l2@{h:g}s"] for r in rows]))
+    failures = {"nonfinite": int(metrics.pop("nonfinite") * episodes)} if metrics.get("nonfinite") else {}
+    metrics.pop("nonfinite", None)
+    report = {"benchmark": "driving", "model": str(checkpoint), "n": episodes, "metrics": metrics, "failures": failures}
+    return report, rows

@@ -184,3 +184,16 @@ def test_grpo_stage_resumes_exactly(tmp_path, model, episodes, bc_policy):
     assert rows(full) == rows(cut) and len(rows(full)) == 4
     summary = json.loads((full / "summary.json").read_text())
     assert set(summary["final"]["heldout"]["metrics"]) >= {"success", "collision", "offroad", "progress", "wm_reward_gap"}
+
+
+def test_driving_benchmark_writes_the_eval_contract(tmp_path, bc_policy):
+    bc_policy.save_pretrained(tmp_path / "policy")
+    out = tmp_path / "eval"
+    code = cli(["eval", "--benchmark", "driving", "--model", str(tmp_path / "policy"), "--data", "split=heldout", "episodes=6", "--output-dir", str(out)])
+    assert code == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["benchmark"] == "driving" and report["n"] == 6 and report["failures"] == {}
+    assert {"success", "collision", "offroad", "progress", "l2@1s", "l2@2s", "l2@3s"} <= set(report["metrics"])
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and np.mean([r["collision"] for r in rows]) == report["metrics"]["collision"]
+    assert cli(["eval", "--benchmark", "driving", "--model", str(tmp_path / "policy"), "--data", "split=heldout", "nope=1", "--output-dir", str(out)]) == 2
