@@ -78,7 +78,7 @@ def main() -> None:
         change = (rl["collision"] - bc["collision"]) / max(bc["collision"], 1e-9)
         table[s] = {"bc": bc, "grpo": rl, "collision_change": change}
         rows.append(
-            f"| {s} | {bc['collision']:.3f} | {rl['collision']:.3f} | {change:+.0%} | {bc['success']:.3f} | "
+            f"| {s} | {bc['collision']:.3f} | {rl['collision']:.3f} | {change:+.1%} | {bc['success']:.3f} | "
             f"{rl['success']:.3f} | {rl['wm_reward_gap']:+.3f} |"
         )
     (out_root / "table.json").write_text(json.dumps(table, indent=2))
