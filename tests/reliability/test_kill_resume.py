@@ -64,7 +64,8 @@ def lines(path: Path) -> list[dict]:
 
 
 def without_times(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    """Rows without the measurements that differ between processes: wall times and peak memory."""
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "mem/"))} for r in rows]
 
 
 def wait_for(condition, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
