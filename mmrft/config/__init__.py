@@ -23,7 +23,10 @@ def load_train_config(path: str | Path, overrides: list[str] = ()) -> TrainConfi
     """The config of any `mmrft train` stage: `DrivingConfig` for the driving stages, else `TrainConfig`."""
     stage = None
     if Path(path).is_file():
-        data = yaml.safe_load(Path(path).read_text())
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError:
+            data = None  # load_config below reports it, naming the file
         stage = data.get("stage") if isinstance(data, dict) else None
     for text in overrides:
         key, value = parse_override(text)

@@ -249,7 +249,8 @@ def rollout_scores(
     ego_size: Sequence[float] = DEFAULT_EGO_SIZE,
     start: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """Metrics of an executed trajectory (an environment rollout, poses [T, 3] with yaw): collision
+    """Metrics of an executed trajectory (an environment rollout: poses [T, 3] with yaw, or positions
+    [T, 2] whose headings follow the motion): collision
     with the obstacles' boxes at the same steps, off-road, progress from `start` (default: the first
     pose) towards `goal` as a fraction of the straight-line distance, and reaching the goal.
 
@@ -278,7 +279,7 @@ def rollout_components(completions: list[Any], goal: list[Any], **columns: Any) 
         row = {k: (v[i] if isinstance(v, (list, tuple)) and len(v) == n else None) for k, v in columns.items()}
         path, goal_point = waypoints_from(completion), _array(target, (2,))
         scores = None
-        if goal_point is not None and path is not None and path.shape[1] == 3:
+        if goal_point is not None and path is not None:
             ego_size = _array(row.get("ego_size"), (2,))
             scores = rollout_scores(
                 path,
@@ -296,7 +297,7 @@ def rollout_components(completions: list[Any], goal: list[Any], **columns: Any) 
 
 @register_reward(
     "driving_rollout",
-    description="executed poses [T, 3]: 0 on collision/off-road, else 0.5*progress to the goal + 0.5*goal reached",
+    description="executed poses [T, 3] (or [T, 2]): 0 on collision/off-road, else 0.5*progress to the goal + 0.5*goal reached",
     components=rollout_components,
 )
 def driving_rollout_reward(completions: list[Any], goal: list[Any], **columns: Any) -> list[float | None]:

@@ -62,6 +62,9 @@ def expert_batch(episodes: dict[str, np.ndarray], pairs: np.ndarray, chunk: int)
 
 
 class DrivingStage:
+    """The loop the driving stages share: data, run directory, evaluation at the start, every
+    `eval_every` steps and at the end, checkpoints every `save_every` steps, exact resume."""
+
     def __init__(self, config: DrivingConfig, resume: bool = False):
         config.validate()
         self.config = config
@@ -91,6 +94,7 @@ class DrivingStage:
         cfg = self.config
         start = self._evaluation("start")
         started = time.monotonic()
+        checkpoint = None
         while self.step < cfg.max_steps:
             t0 = time.monotonic()
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
@@ -101,9 +105,10 @@ class DrivingStage:
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
                 self.run.log_metrics({"step": self.step, **{f"eval/{k}": v for k, v in self.evaluate().items()}})
             if self.step % cfg.save_every == 0:
-                self.save()
-        final_checkpoint = self.save()
-        summary = {"steps": self.step, "final_checkpoint": str(final_checkpoint), "start": start, "final": self._evaluation("final")}
+                checkpoint = self.save()
+        if checkpoint is None or self.step % cfg.save_every:
+            checkpoint = self.save()
+        summary = {"steps": self.step, "final_checkpoint": str(checkpoint), "start": start, "final": self._evaluation("final")}
         self.run.write_json("summary.json", summary)
         return summary
 

@@ -35,6 +35,7 @@ COLUMNS = {
     "temporal_iou": {"solution": [1.0, 9.0], "duration": 10.0},
     "trajectory": {"solution": [[1, 0], [2, 0], [3, 0]], "obstacles": [[[2, 1, 0, 4, 2]]] * 3,
                    "road": [[-9, -9], [9, -9], [9, 9], [-9, 9]]},
+    "driving_rollout": {"goal": [3, 0], "obstacles": [[[2, 1, 0, 4, 2]]] * 3, "road": [[-9, -9], [9, -9], [9, 9], [-9, 9]]},
 }
 
 

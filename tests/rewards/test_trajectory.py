@@ -15,6 +15,7 @@ from mmrft.rewards.trajectory import (
     obb_overlap,
     parse_waypoints,
     points_in_polygon,
+    rollout_components,
     progress,
 )
 
@@ -154,3 +155,24 @@ def test_trajectory_components_and_bad_solution():
     assert out["ade"] == [1.0, None] and out["fde"] == [1.0, None]
     assert out["collision"] == [0.0, None] and out["goal"] == [1.0, None]
     assert spec.fn(["x"], solution=[[]]) == [None]
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "expected"),
+    [
+        ("reaches the goal", [[0, 0, 0], [5, 0, 0], [10, 0, 0]], {"reward": 1.0, "goal": 1.0, "progress": 1.0, "collision": 0.0}),
+        ("half way", [[0, 0, 0], [5, 0, 0]], {"reward": 0.25, "goal": 0.0, "progress": 0.5, "collision": 0.0}),
+        ("hits the parked car", [[0, 0, 0], [5, 0, 0], [5, 3, 0]], {"reward": 0.0, "collision": 1.0}),
+        ("leaves the road", [[0, 0, 0], [5, 0, 0], [10, 12, 0]], {"reward": 0.0, "offroad": 1.0}),
+    ],
+)
+def test_driving_rollout_reward(name, path, expected):
+    from mmrft.rewards import get_reward
+
+    obstacles = [[[50, 50, 0, 4, 2]], [[50, 50, 0, 4, 2]], [[5, 3, 0, 4, 2]]][: len(path)]
+    columns = {"goal": [[10, 0]], "obstacles": [obstacles], "road": [[[-5, -5], [20, -5], [20, 5], [-5, 5]]]}
+    scores = rollout_components([path], **columns)
+    for key, value in expected.items():
+        assert scores[key][0] == pytest.approx(value), (name, key)
+    assert get_reward("driving_rollout")([path], **columns) == scores["reward"]
+    assert get_reward("driving_rollout")([path], goal=[[1, 2, 3]]) == [None]  # malformed goal
