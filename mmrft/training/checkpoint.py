@@ -65,12 +65,22 @@ def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_l
         with open(tmp / name, "rb") as f:
             os.fsync(f.fileno())
     (tmp / MARKER).write_text(json.dumps({"step": step, "files": files}))
-    shutil.rmtree(final, ignore_errors=True)
+    _discard(final)
     tmp.rename(final)
     _fsync_dir(root)
     for old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     return final
+
+
+def _discard(checkpoint: Path) -> None:
+    """Delete a checkpoint so that a kill at any moment leaves it whole or unlisted: it is first renamed
+    (atomically) to a ``.partial`` name, which `list_checkpoints` ignores and resume clears."""
+    if checkpoint.exists():
+        doomed = checkpoint.with_name(f".{checkpoint.name}.discard.partial")
+        shutil.rmtree(doomed, ignore_errors=True)
+        checkpoint.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def list_checkpoints(root: Path) -> list[Path]:
