@@ -90,7 +90,7 @@ def main() -> None:
             chunk_times.append(time.perf_counter() - start)
         chunk_s = statistics.median(chunk_times[1:])
         feats = torch.as_tensor(state_features(obs))
-        head_s = timed(lambda: policy(feats), args.repeats)
+        head_s = timed(lambda feats=feats: policy(feats), args.repeats)
         vlm_s = timed(vlm_forward(n, render(obs["ego"], obs["obstacles"]), obs["lane"][:, 0]), max(1, args.repeats // 2))
         results[n] = {
             "sim_steps_per_s": n * model.chunk / chunk_s,

@@ -23,8 +23,14 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from mmrft.envs import driving as world
+from mmrft.registry import Registry
+
+ACTION_POLICIES = Registry("action policy")
+"""Builders `fn(policy_config, chunk)` of the action policies, by the name `policy.kind` gives."""
 
 STATE_DIM = 5 + 5 * world.NUM_OBSTACLES
+SCALE = 8.0 * world.DT
+"""Metres per unit of the Gaussian head's output: one step at 8 m/s."""
 
 
 def state_features(obs: dict) -> np.ndarray:
@@ -130,5 +136,18 @@ class GaussianTrajectoryPolicy(nn.Module, PyTorchModelHubMixin):
         return self.log_prob(feats, offsets)[..., None], self.entropy()
 
 
-SCALE = 8.0 * world.DT
-"""Metres per unit of the policy's output: one step at 8 m/s."""
+
+@ACTION_POLICIES.register("gaussian")
+def build_gaussian(policy, chunk: int) -> GaussianTrajectoryPolicy:
+    """A new head, or the one saved at `policy.init`."""
+    if policy.init:
+        return GaussianTrajectoryPolicy.from_pretrained(policy.init)
+    return GaussianTrajectoryPolicy(chunk, policy.hidden, policy.init_log_std)
+
+
+@ACTION_POLICIES.register("tokens")
+def build_tokens(policy, chunk: int):
+    """The token-action VLA from `policy.init` (a BC run's checkpoint) or the base `policy.model`."""
+    from mmrft.policies.vla import TokenActionPolicy
+
+    return TokenActionPolicy(policy.init or policy.model, chunk)

@@ -30,7 +30,7 @@ from mmrft.envs.vector import DrivingVectorEnv
 from mmrft.envs.world_model import WorldModel, horizon_errors, transitions
 from mmrft.envs.world_model_env import WorldModelVectorEnv
 from mmrft.eval.closed_loop import evaluate_closed_loop, rollout, summarise
-from mmrft.policies.action import GaussianTrajectoryPolicy, waypoints_of
+from mmrft.policies.action import ACTION_POLICIES, waypoints_of
 from mmrft.training.checkpoint import latest_valid_checkpoint, load_trainer_state, save_checkpoint
 from mmrft.training.run_dir import RunDir
 
@@ -179,15 +179,8 @@ class WorldModelStage(DrivingStage):
 
 
 def build_policy(config: DrivingConfig):
-    """The configured action policy (see `mmrft.policies.action` for the interface both share)."""
-    policy = config.policy
-    if policy.kind == "tokens":
-        from mmrft.policies.vla import TokenActionPolicy
-
-        return TokenActionPolicy(policy.init or policy.model, config.chunk)
-    if policy.init:
-        return GaussianTrajectoryPolicy.from_pretrained(policy.init)
-    return GaussianTrajectoryPolicy(config.chunk, policy.hidden, policy.init_log_std)
+    """The configured action policy, by name from the registry (`mmrft.policies.action.ACTION_POLICIES`)."""
+    return ACTION_POLICIES.get(config.policy.kind)(config.policy, config.chunk)
 
 
 class ActionBCStage(DrivingStage):

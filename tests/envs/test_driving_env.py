@@ -92,7 +92,7 @@ def test_env_collision_check_agrees_with_shapely():
         return translate(rotate(box, yaw, use_radians=True, origin=(0, 0)), x, y)
 
     ours = world.collisions(ego, obstacles)
-    theirs = [polygon(*e[:3], *world.EGO_SIZE).intersects(polygon(*o[0, :3], *o[0, 4:])) for e, o in zip(ego, obstacles)]
+    theirs = [polygon(*e[:3], *world.EGO_SIZE).intersects(polygon(*o[0, :3], *o[0, 4:])) for e, o in zip(ego, obstacles, strict=True)]
     assert ours.tolist() == theirs and 20 < sum(theirs) < 280
 
 
