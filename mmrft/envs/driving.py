@@ -106,9 +106,9 @@ def obstacles_step(obstacles: np.ndarray) -> np.ndarray:
     return out
 
 
-def ego_box(ego: np.ndarray) -> np.ndarray:
-    """The ego's oriented box [..., 5] (x, y, yaw, length, width)."""
-    size = np.broadcast_to(np.asarray(EGO_SIZE), ego.shape[:-1] + (2,))
+def ego_box(ego: np.ndarray, size=EGO_SIZE) -> np.ndarray:
+    """The ego's oriented box [..., 5] (x, y, yaw, length, width); `size` (length, width) defaults to the ego's."""
+    size = np.broadcast_to(np.asarray(size), ego.shape[:-1] + (2,))
     return np.concatenate([ego[..., :3], size], axis=-1)
 
 

@@ -57,15 +57,14 @@ def expert_actions(ego: np.ndarray, obstacles: np.ndarray, lane: np.ndarray, cru
     size = np.array(world.EGO_SIZE) + MARGIN
     for _ in range(HORIZON):
         e, o = world.bicycle_step(e, track(e, target_y, target_v)), world.obstacles_step(o)
-        boxes = np.concatenate([e[:, :3], np.broadcast_to(size, (len(e), 2))], axis=-1)
-        unsafe |= world.obb_overlap(boxes[:, None], world.obstacle_boxes(o)).any(axis=-1)
+        unsafe |= world.obb_overlap(world.ego_box(e, size)[:, None], world.obstacle_boxes(o)).any(axis=-1)
         unsafe |= np.abs(e[:, 1]) > world.ROAD_HALF_WIDTH - 1.0
     score = -100.0 * unsafe + (e[:, 0] - np.repeat(ego[:, 0], c)) - 2.0 * np.abs(e[:, 1] - np.repeat(lane, c))
     best = score.reshape(n, c).argmax(axis=1)
     return first.reshape(n, c, 2)[np.arange(n), best]
 
 
-def log_episodes(split: str, count: int, seed: int = 0, noise: float = 0.15, start: int = 0) -> dict[str, np.ndarray]:
+def log_episodes(split: str, count: int, seed: int = 0, noise: float = 0.1, start: int = 0) -> dict[str, np.ndarray]:
     """Run the noisy expert on scenarios `start .. start + count` of `split` in the ground truth."""
     env = DrivingVectorEnv(count, chunk=1)
     env.reset(options={"split": split, "seed": seed, "indices": range(start, start + count)})
@@ -75,8 +74,7 @@ def log_episodes(split: str, count: int, seed: int = 0, noise: float = 0.15, sta
     for t in range(world.MAX_STEPS):
         if env.done.all():
             break
-        rows = np.arange(count)
-        ego, obstacles = env.path[rows, env.t], env.obstacle_path[rows, env.t]
+        ego, obstacles = env.current()
         act = np.clip(expert_actions(ego, obstacles, env.lane, cruise) + rng.normal(0, noise, (count, 2)), -1, 1)
         actions[~env.done, t] = act[~env.done]
         env.step(act[:, None])
@@ -102,7 +100,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=600)
     parser.add_argument("--heldout", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise", type=float, default=0.15, help="std of the Gaussian noise on normalised actions")
+    parser.add_argument("--noise", type=float, default=0.1, help="std of the Gaussian noise on normalised actions")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

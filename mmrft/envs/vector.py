@@ -105,7 +105,7 @@ class ChunkedDrivingEnv(VectorEnv):
         actions, out_of_range = clip_and_count(actions, ~self.done)
         self.clipped_actions += out_of_range
         rows = np.arange(self.num_envs)
-        ego, obstacles = self.path[rows, self.t], self.obstacle_path[rows, self.t]
+        ego, obstacles = self.current()
         ego_seq, obstacle_seq = self.advance(ego, obstacles, actions)
         reward = np.zeros(self.num_envs)
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -143,7 +143,12 @@ class ChunkedDrivingEnv(VectorEnv):
         return self._observe(), reward, terminated, truncated, info
 
     def render(self):
-        return render(self.path[np.arange(self.num_envs), self.t], self.obstacle_path[np.arange(self.num_envs), self.t])
+        return render(*self.current())
+
+    def current(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every environment's latest state: ego [N, 4], obstacles [N, K, 6] (copies)."""
+        rows = np.arange(self.num_envs)
+        return self.path[rows, self.t], self.obstacle_path[rows, self.t]
 
     # -- episodes ---------------------------------------------------------------------------
     def episode_poses(self, i: int) -> np.ndarray:
@@ -163,9 +168,8 @@ class ChunkedDrivingEnv(VectorEnv):
         return [s if s is not None else self.episode_score(i) for i, s in enumerate(self.scores)]
 
     def _observe(self) -> dict:
-        rows = np.arange(self.num_envs)
-        ego, obstacles = self.path[rows, self.t], self.obstacle_path[rows, self.t]
-        obs = {"ego": ego.copy(), "obstacles": obstacles.copy(), "lane": self.lane[:, None].copy()}
+        ego, obstacles = self.current()
+        obs = {"ego": ego, "obstacles": obstacles, "lane": self.lane[:, None].copy()}
         if self.frames:
             obs["image"] = render(ego, obstacles)
         return obs

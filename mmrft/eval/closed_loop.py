@@ -29,17 +29,15 @@ def rollout(env: ChunkedDrivingEnv, policy, options: dict, seed: int = 0, greedy
     obs, _ = env.reset(seed=seed, options=options)
     generator = torch.Generator().manual_seed(seed)
     records, logprobs, alive_masks = [], [], []
-    clipped = 0
     while not env.done.all():
         alive = ~env.done
         out = policy.act(obs, generator=generator, greedy=greedy)
-        obs, _, _, _, info = env.step(out["actions"])
-        clipped += info["clipped_actions"]
+        obs, *_ = env.step(out["actions"])
         if record:
             records.append(out["record"])
             logprobs.append(out["logprobs"])
             alive_masks.append(torch.as_tensor(alive))
-    result = {"scores": env.final_scores(), "clipped_actions": clipped}
+    result = {"scores": env.final_scores(), "clipped_actions": env.clipped_actions}
     if record:
         result["batch"] = {"records": records, "logprobs": torch.stack(logprobs, dim=1), "alive": torch.stack(alive_masks, dim=1)}
     return result
@@ -90,7 +88,7 @@ def driving_benchmark(checkpoint: str, split: str = "heldout", episodes: int = 2
         rows.append({"index": i, **score, **{f"l2@{h:g}s": v for h, v in l2.items()}})
     for h in HORIZONS_S:
         metrics[f"l2@{h:g}s"] = float(np.mean([r[f"l2@{h:g}s"] for r in rows]))
-    failures = {"nonfinite": int(metrics.pop("nonfinite") * episodes)} if metrics.get("nonfinite") else {}
-    metrics.pop("nonfinite", None)
+    nonfinite = metrics.pop("nonfinite")
+    failures = {"nonfinite": round(nonfinite * episodes)} if nonfinite else {}
     report = {"benchmark": "driving", "model": str(checkpoint), "n": episodes, "metrics": metrics, "failures": failures}
     return report, rows

@@ -38,17 +38,9 @@ def state_features(obs: dict) -> np.ndarray:
     instructed lane and distance to the goal, then every obstacle (nearest first) as the extent of its
     box relative to the ego's centre (x min, x max, y min, y max: the clearance the ego has) and its speed."""
     ego, obstacles, lane = obs["ego"], obs["obstacles"], obs["lane"][:, 0]
-    corners = _corners(obstacles)  # [N, K, 4, 2]
-    rel = np.concatenate(
-        [
-            corners[..., 0].min(-1, keepdims=True) - ego[:, None, None, 0],
-            corners[..., 0].max(-1, keepdims=True) - ego[:, None, None, 0],
-            corners[..., 1].min(-1, keepdims=True) - ego[:, None, None, 1],
-            corners[..., 1].max(-1, keepdims=True) - ego[:, None, None, 1],
-        ],
-        axis=-1,
-    )
-    rel = np.concatenate([rel, obstacles[:, :, 3:4]], axis=-1)
+    corners = _corners(obstacles) - ego[:, None, None, :2]  # [N, K, 4, 2], relative to the ego
+    low, high = corners.min(axis=2), corners.max(axis=2)
+    rel = np.stack([low[..., 0], high[..., 0], low[..., 1], high[..., 1], obstacles[:, :, 3]], axis=-1)
     order = np.argsort(np.where(rel[..., 1] < -10, 1e3, np.abs(rel[..., 0] + rel[..., 1]) / 2), axis=1)  # far behind go last
     rel = np.take_along_axis(rel, order[..., None], axis=1)
     rel[..., :2] = np.clip(rel[..., :2], -10, 40)

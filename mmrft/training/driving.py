@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from mmrft.algorithms.advantages import ADVANTAGES, groups, is_informative
+from mmrft.algorithms.advantages import ADVANTAGES
+from mmrft.algorithms.filtering import informative_groups
 from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate
 from mmrft.config.driving import DrivingConfig
 from mmrft.envs import driving as world
@@ -249,7 +250,6 @@ class ActionGRPOStage(DrivingStage):
             loss = aggregate(per_decision, mask, max_tokens=mask.shape[1]) - g.entropy_coef * entropy
             grad_norm = self.update(loss)
         scores = summarise(out["scores"])
-        zero_std = [not is_informative(rewards[rows]) for _, rows in groups(rewards, group_ids)]
         return {
             "reward/mean": rewards.mean().item(),
             "reward/std": rewards.std().item(),
@@ -258,7 +258,7 @@ class ActionGRPOStage(DrivingStage):
             "grad_norm": grad_norm,
             "clip_frac": (clipped.float() * mask).sum().item() / mask.sum().item(),
             "entropy": entropy.item(),
-            "frac_zero_std_groups": float(np.mean(zero_std)),
+            "frac_zero_std_groups": 1 - len(informative_groups(rewards, group_ids)) / g.scenarios_per_step,
             "decisions/mean": batch["alive"].sum(1).float().mean().item(),
             "actions/clipped": out["clipped_actions"],
         }
