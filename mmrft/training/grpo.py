@@ -280,10 +280,12 @@ class GRPOTrainer(Trainer):
             self.remember(parts)
         trained = parts + replayed
         update_metrics = {}
+        t0 = time.perf_counter()
         if trained:
             self.assign_advantages(trained)
             for _ in range(algo.num_iterations):
                 update_metrics = self.update(trained)
+        timings["update_s"] = time.perf_counter() - t0
         metrics.update(update_metrics)
         metrics.update(self.generation_metrics(generated))
         metrics.update(
