@@ -95,6 +95,7 @@ class QwenVLPolicy:
         self.stop_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in STOP_TOKENS if t in tok.get_vocab()])
         self.suppressed_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in SUPPRESSED_TOKENS if t in tok.get_vocab()])
         self.vision_encodes = 0  # images and videos run through the vision tower since the last reset
+        self.training_forward: torch.nn.Module | None = None  # a wrapped TrainingForward (several processes)
 
     @property
     def arch(self) -> str:
@@ -203,9 +204,16 @@ class QwenVLPolicy:
 
         Rows are ``[prompt[prompt_index[i]] | completion_ids[i]]``. Each unique visual in
         ``batch`` is encoded once and shared by all rows that use it. ``model`` defaults to the
-        policy's own (pass a frozen reference model to score under it).
+        policy's own, through :attr:`training_forward` when a trainer wrapped it for several
+        processes (pass a frozen reference model to score under it).
         """
-        model = model or self.model
+        args = (batch, prompt_index, completion_ids, completion_mask, temperature, allowed_ids)
+        if model is None and self.training_forward is not None:
+            return self.training_forward(*args)
+        return self.logprobs_under(model or self.model, *args)
+
+    def logprobs_under(self, model, batch, prompt_index, completion_ids, completion_mask, temperature, allowed_ids):
+        """:meth:`token_logprobs` under ``model``."""
         rows = prompt_index.tolist()
         T = completion_ids.shape[1]
         input_ids = torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1)
@@ -227,3 +235,16 @@ class QwenVLPolicy:
         logprobs = logp_all.gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
         entropy = -(logp_all.exp() * logp_all.masked_fill(logp_all.isinf(), 0.0)).sum(-1)
         return logprobs * completion_mask, entropy * completion_mask
+
+
+class TrainingForward(torch.nn.Module):
+    """The policy's training forward (vision tower, shared visuals, language model, log-probs) as
+    one module, so that accelerate's data-parallel wrapper sees every parameter used in one call."""
+
+    def __init__(self, policy: QwenVLPolicy):
+        super().__init__()
+        self.model = policy.model
+        self.policy = policy
+
+    def forward(self, *args) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.policy.logprobs_under(self.model, *args)

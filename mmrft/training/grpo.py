@@ -119,6 +119,10 @@ class GRPOTrainer(Trainer):
         self.rewards = [(r, _reward_spec(r.name, i)) for i, r in enumerate(config.rewards)]  # fail before loading
         super().__init__(config, resume)
         algo = config.algorithm
+        if self.processes.world > 1:
+            for key, on in (("dynamic_sampling", algo.dynamic_sampling), ("sft_coef", algo.sft_coef > 0)):
+                if on:
+                    raise ConfigError(f"algorithm.{key}: not supported with several training processes yet; run one")
         self.advantage_fn = ADVANTAGES.get(algo.advantage)
         self.aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)
         self.kl_estimator = KL_ESTIMATORS.get(algo.kl_estimator)
@@ -178,9 +182,10 @@ class GRPOTrainer(Trainer):
 
     # -- advantages ---------------------------------------------------------------------------
     def assign_advantages(self, parts: list[Scored]) -> None:
-        """Advantages over all parts at once (batch-level estimators see the whole batch)."""
+        """Advantages over all parts of all processes at once (batch-level estimators see the
+        whole global batch; a group lives in one process)."""
         algo = self.config.algorithm
-        rewards, group_ids, offset = [], [], 0
+        rewards, group_ids, offset = [torch.zeros(0)], [torch.zeros(0, dtype=torch.long)], 0
         for part in parts:
             r = part.rewards
             if self.ref_model is not None and algo.kl_in == "reward":
@@ -189,9 +194,17 @@ class GRPOTrainer(Trainer):
             rewards.append(r)
             group_ids.append(part.rollout.prompt_index + offset)
             offset += len(part.batch)
+        every = self.processes.gather((torch.cat(rewards), torch.cat(group_ids), offset))
+        all_rewards, all_ids, offset = [], [], 0
+        for r, ids, groups in every:
+            all_rewards.append(r)
+            all_ids.append(ids + offset)
+            offset += groups
         kwargs = {} if algo.std_scale is None else {"std_scale": algo.std_scale}
-        advantages = self.advantage_fn(torch.cat(rewards), torch.cat(group_ids), **kwargs)
-        for part, adv in zip(parts, advantages.split([len(p.rollout) for p in parts]), strict=True):
+        advantages = self.advantage_fn(torch.cat(all_rewards), torch.cat(all_ids), **kwargs)
+        start = sum(len(r) for r, _, _ in every[: self.processes.rank])
+        mine = advantages[start : start + sum(len(p.rollout) for p in parts)]
+        for part, adv in zip(parts, mine.split([len(p.rollout) for p in parts]), strict=True):
             part.advantages = adv
 
     def remember(self, parts: list[Scored]) -> None:
@@ -213,18 +226,27 @@ class GRPOTrainer(Trainer):
             mask = mask * (~part.rollout.truncated).float().unsqueeze(1)
         return mask
 
-    def update(self, parts: list[Scored]) -> dict:
-        """One optimizer step over ``parts`` (gradient accumulation over their micro-batches)."""
+    def update(self, parts: list[Scored], weight: float = 1.0) -> dict:
+        """One optimizer step over ``parts`` (gradient accumulation over their micro-batches).
+
+        Losses are normalised by the token and sequence counts of all processes. ``weight`` 0
+        makes this process's contribution zero (a process with nothing to train still joins the
+        gradient reduction of the others).
+        """
         cfg, algo, gen, policy = self.config, self.config.algorithm, self.config.generation, self.policy
-        num_tokens = sum(self.loss_mask(p).sum().item() for p in parts)
-        num_sequences = float(sum(len(p.rollout) for p in parts))
+        world = self.processes.world
+        num_tokens, num_sequences = self.processes.sum(
+            weight * sum(self.loss_mask(p).sum().item() for p in parts), weight * sum(len(p.rollout) for p in parts)
+        )
         mu = sft_coef_at(self.step, algo.sft_coef, algo.sft_coef_end, algo.sft_decay_steps)
         sums = {"loss": 0.0, "entropy": 0.0, "clipped": 0.0, "kl": 0.0, "sft_loss": 0.0}
         if mu > 0:  # expert answers, tokenised once per update
             targets = [target_ids(policy, p.samples, p.batch) for p in parts]
             sft_tokens = sum(mask.sum().item() for _, mask in targets)
-        for j, part in enumerate(parts):
-            for prompts in micro_batches(len(part.batch), cfg.optim.grad_accum):
+        micro = [(j, prompts) for j, part in enumerate(parts) for prompts in micro_batches(len(part.batch), cfg.optim.grad_accum)]
+        for k, (j, prompts) in enumerate(micro):
+            part = parts[j]
+            with self.processes.no_sync(sync=k == len(micro) - 1):
                 sub = part.select(prompts)
                 r, m = sub.rollout, self.loss_mask(sub)
                 logprobs, entropy = policy.token_logprobs(sub.batch, r.prompt_index, r.completion_ids, r.completion_mask, gen.temperature)
@@ -237,7 +259,7 @@ class GRPOTrainer(Trainer):
                     kl = self.kl_estimator(logprobs, sub.ref_logprobs)
                     if algo.kl_in == "loss":
                         per_token = per_token + algo.beta * kl
-                    sums["kl"] += (kl.detach() * m).sum().item()
+                    sums["kl"] += weight * (kl.detach() * m).sum().item()
                 loss = self.aggregate(per_token, m, num_tokens=num_tokens, num_sequences=num_sequences, max_tokens=gen.max_new_tokens)
                 if self.entropy_coef > 0:
                     loss = loss - self.entropy_coef * (entropy * m).sum() / max(num_tokens, 1.0)
@@ -249,10 +271,13 @@ class GRPOTrainer(Trainer):
                     sft = weighted_sft_loss(sft_logprobs, tmask, sft_tokens, algo.sft_token_weighting)
                     loss = (1 - mu) * loss + mu * sft
                     sums["sft_loss"] += sft.item()
-                loss.backward()
-                sums["loss"] += loss.item()
-                sums["entropy"] += (entropy.detach() * m).sum().item()
-                sums["clipped"] += (clipped.float() * m).sum().item()
+                # The data-parallel wrapper averages gradients over processes; the loss is a share of
+                # the global one, so scaling by the process count makes that average the global sum.
+                (loss * (weight * world)).backward()
+                sums["loss"] += weight * loss.item()
+                sums["entropy"] += weight * (entropy.detach() * m).sum().item()
+                sums["clipped"] += weight * (clipped.float() * m).sum().item()
+        sums = dict(zip(sums, self.processes.sum(*sums.values())))
         metrics = {
             "loss": sums["loss"],
             "grad_norm": self.optimizer_step(),
@@ -281,16 +306,22 @@ class GRPOTrainer(Trainer):
         trained = parts + replayed
         update_metrics = {}
         t0 = time.perf_counter()
-        if trained:
+        if self.processes.any(bool(trained)):
             self.assign_advantages(trained)
+            # A process left with nothing to train (all its groups filtered) backs a zero-weight
+            # micro-batch so that it still takes part in the gradient reduction.
+            weight = 1.0 if trained else 0.0
+            if not trained:
+                trained = [generated[0].select([0])]
+                trained[0].advantages = torch.zeros(len(trained[0].rollout))
             for _ in range(algo.num_iterations):
-                update_metrics = self.update(trained)
+                update_metrics = self.update(trained, weight)
         timings["update_s"] = time.perf_counter() - t0
         metrics.update(update_metrics)
         metrics.update(self.generation_metrics(generated))
         metrics.update(
             {
-                "update/skipped": float(not trained),
+                "update/skipped": float(not update_metrics),
                 "replay/groups": len(replayed),
                 "vision/encodes": policy.vision_encodes,
                 "vision/encodes_train": policy.vision_encodes - generate_encodes,
@@ -323,20 +354,20 @@ class GRPOTrainer(Trainer):
         return metrics
 
     def log_rollouts(self, parts: list[Scored]) -> None:
-        self.run.log_rollouts(
-            [
-                {
-                    "step": self.step + 1,
-                    "prompt_id": part.batch.sample_ids[p],
-                    "completion": part.rollout.texts[i],
-                    "reward": part.rewards[i].item(),
-                    **{f"reward/{n}": v[i].item() for n, v in part.components.items()},
-                    "advantage": part.advantages[i].item() if part.advantages is not None else 0.0,
-                }
-                for part in parts
-                for i, p in enumerate(part.rollout.prompt_index.tolist())
-            ]
-        )
+        """Append this step's completions of every process to rollouts.jsonl (collective)."""
+        rows = [
+            {
+                "step": self.step + 1,
+                "prompt_id": part.batch.sample_ids[p],
+                "completion": part.rollout.texts[i],
+                "reward": part.rewards[i].item(),
+                **{f"reward/{n}": v[i].item() for n, v in part.components.items()},
+                "advantage": part.advantages[i].item() if part.advantages is not None else 0.0,
+            }
+            for part in parts
+            for i, p in enumerate(part.rollout.prompt_index.tolist())
+        ]
+        self.run.log_rollouts([row for rows_of_process in self.processes.gather(rows) for row in rows_of_process])
 
     def progress_fields(self, metrics: dict) -> dict:
         return {"reward": f"{metrics['reward/mean']:.3f}", "s/step": f"{metrics['time/step_s']:.2f}"}

@@ -18,18 +18,26 @@ def _jsonable(value):
 
 
 class RunDir:
-    """Owns everything a run writes; nothing is written outside ``root``."""
+    """Owns everything a run writes; nothing is written outside ``root``.
 
-    def __init__(self, root: str | Path, config, report_to: list[str] = ()):
+    With ``write=False`` (every training process but the main one) it writes nothing.
+    """
+
+    def __init__(self, root: str | Path, config, report_to: list[str] = (), write: bool = True):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
         self.checkpoints = self.root / "checkpoints"
-        self.sinks = [_make_sink(name, self.root) for name in report_to]
+        self.write = write
+        self.sinks = []
+        if write:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+            self.sinks = [_make_sink(name, self.root) for name in report_to]
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop log lines of steps after the checkpoint (they will be redone), and a
         line torn by a kill mid-write."""
+        if not self.write:
+            return
         for name in ("metrics.jsonl", "rollouts.jsonl", "skipped.jsonl"):
             if (self.root / name).is_file():
                 lines = (self.root / name).read_text().splitlines()
@@ -57,12 +65,16 @@ class RunDir:
 
     def _append(self, name: str, rows: list[dict]) -> None:
         """Append rows to a log, non-finite floats written as null."""
+        if not self.write:
+            return
         with open(self.root / name, "a") as f:
             f.write("".join(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n" for row in rows))
 
     def _replace(self, name: str, text: str) -> Path:
         """Write ``text`` to ``name`` atomically: a reader sees the old file or the new one."""
         path = self.root / name
+        if not self.write:
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)

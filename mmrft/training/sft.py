@@ -17,15 +17,18 @@ class SFTTrainer(Trainer):
         self.policy.vision_encodes = 0
         batch = self.policy.prompts(samples)
         ids, mask = target_ids(self.policy, samples, batch)
-        num_tokens = mask.sum().item()
-        total_loss = 0.0
-        for prompts in micro_batches(len(batch), self.config.optim.grad_accum):
-            sub = select_prompts(batch, prompts)
-            index = torch.tensor(prompts)
-            logprobs, _ = self.policy.token_logprobs(sub, torch.arange(len(prompts)), ids[index], mask[index])
-            loss = -(logprobs * mask[index]).sum() / num_tokens
-            loss.backward()
-            total_loss += loss.item()
+        (num_tokens,) = self.processes.sum(mask.sum().item())  # over all processes
+        world, total_loss = self.processes.world, 0.0
+        micro = micro_batches(len(batch), self.config.optim.grad_accum)
+        for k, prompts in enumerate(micro):
+            with self.processes.no_sync(sync=k == len(micro) - 1):
+                sub = select_prompts(batch, prompts)
+                index = torch.tensor(prompts)
+                logprobs, _ = self.policy.token_logprobs(sub, torch.arange(len(prompts)), ids[index], mask[index])
+                loss = -(logprobs * mask[index]).sum() / num_tokens
+                (loss * world).backward()  # the wrapper averages over processes: this makes it the global sum
+                total_loss += loss.item()
+        (total_loss,) = self.processes.sum(total_loss)
         grad_norm = self.optimizer_step()
         return {
             "loss": total_loss,

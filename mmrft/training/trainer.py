@@ -35,6 +35,8 @@ from mmrft.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from mmrft.policies.qwen_vl import TrainingForward
+from mmrft.training.distributed import Processes
 from mmrft.training.run_dir import RunDir
 from mmrft.training.stream import make_stream
 
@@ -72,15 +74,21 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool = False):
         self.config = config
+        self.processes = Processes()
+        self.processes.check_batch(config.batch_size)
         random.seed(config.seed)
         torch.manual_seed(config.seed)
-        prepare_data(config)
+        if self.processes.is_main:
+            prepare_data(config)
+        self.processes.barrier()
         for key, path in (("data.train", config.data.train), ("data.heldout", config.data.heldout)):
             if path and not Path(path).is_file():
                 raise ConfigError(f"{key}: no such file: {path}")
-        self.run = RunDir(config.output_dir, config, config.report_to)
+        self.run = RunDir(config.output_dir, config, config.report_to, write=self.processes.is_main)
         self.policy = load_policy(config.model, config.video)
         self.model = self.policy.model
+        if self.processes.world > 1:
+            self.policy.training_forward = self.processes.wrap(TrainingForward(self.policy))
         self.dataset = JsonlDataset(config.data.train)
         self.heldout = JsonlDataset(config.data.heldout) if config.data.heldout else None
         self.stream = make_stream(self.dataset, config.seed, config.data)
@@ -91,7 +99,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
         )
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed + self.processes.rank)  # sampling
         self.step = 0
         self.elapsed = 0.0  # training wall time, carried across resumes
         self.nonfinite_in_a_row = 0
@@ -124,24 +132,32 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------
     def _state(self) -> dict:
+        """The trainer state; the random states of every process (collective: all processes call it)."""
+        randomness = self.processes.gather({"rng": rng_state(), "generator": self.generator.get_state()})
         return {
             "step": self.step,
             "elapsed": self.elapsed,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "stream": self.stream.state_dict(),
-            "rng": rng_state(),
-            "generator": self.generator.get_state(),
+            "processes": randomness,
         }
 
     def save(self) -> Path:
-        return save_checkpoint(
-            self.run.checkpoints, self.step, self.model, self.policy.processor, self._state(), self.config.keep_last,
-            peft=self.policy.peft,
-        )
+        """Checkpoint this step (written by the main process; the others wait for it)."""
+        state, path = self._state(), self.run.checkpoints / f"step-{self.step:06d}"
+        if self.processes.is_main:
+            path = save_checkpoint(
+                self.run.checkpoints, self.step, self.model, self.policy.processor, state, self.config.keep_last,
+                peft=self.policy.peft,
+            )
+        self.processes.barrier()
+        return path
 
     def _restore(self) -> None:
-        remove_partial_checkpoints(self.run.checkpoints)
+        if self.processes.is_main:
+            remove_partial_checkpoints(self.run.checkpoints)
+        self.processes.barrier()
         latest = latest_valid_checkpoint(self.run.checkpoints)
         if latest is None:
             log.warning("--resume: no valid checkpoint in %s; starting from scratch", self.run.checkpoints)
@@ -156,15 +172,27 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
-        set_rng_state(state["rng"])
-        self.generator.set_state(state["generator"])
+        randomness = state["processes"]
+        if len(randomness) != self.processes.world:
+            raise ConfigError(
+                f"--resume: {latest} was written by {len(randomness)} training processes; resume it with as many "
+                f"(this launch has {self.processes.world})"
+            )
+        set_rng_state(randomness[self.processes.rank]["rng"])
+        self.generator.set_state(randomness[self.processes.rank]["generator"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.run.truncate_after(self.step)
         log.info("resumed from %s at step %d", latest, self.step)
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate_heldout(self, tag: str) -> dict:
-        """Held-out (and a same-size slice of train) metrics; written to eval/<tag>/."""
+        """Held-out (and a same-size slice of train) metrics; written to eval/<tag>/.
+
+        The main process evaluates; the others wait for it and return ``{}``.
+        """
+        if not self.processes.is_main:
+            self.processes.barrier()
+            return {}
         results = {}
         was_training = self.model.training
         self.model.eval()
@@ -176,6 +204,7 @@ class Trainer:
             self.run.write_jsonl(f"eval/{tag}/{split}/samples.jsonl", result.samples)
             results[split] = result.as_json(split, tag)
         self.model.train(was_training)
+        self.processes.barrier()
         return results
 
     # -- the loop ------------------------------------------------------------------------
@@ -190,14 +219,16 @@ class Trainer:
             else:
                 before = self.evaluate_heldout("start")
                 self.run.write_json("eval/start.json", before)
+            self.processes.barrier()  # nobody reads start.json before it is whole
         self.model.train()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress_bar, dynamic_ncols=True)
+        show = cfg.progress_bar and self.processes.is_main
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not show, dynamic_ncols=True)
         previous = {}
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
             previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            while self.step < cfg.max_steps and self.stop_signal is None:
-                if cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60:
+            while self.step < cfg.max_steps and not self.processes.any(self.stop_signal is not None):
+                if self.processes.any(cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60):
                     log.info("max_minutes reached after %d steps", self.step)
                     break
                 self._one_step(bar)
@@ -207,8 +238,8 @@ class Trainer:
             bar.close()
         final = self.save()
         summary = {"start": before, "final": None, "final_checkpoint": str(final), "steps": self.step}
-        if self.stop_signal is not None:
-            summary["stopped_by"] = self.stop_signal
+        if self.processes.any(self.stop_signal is not None):
+            summary["stopped_by"] = self.stop_signal or "a signal to another training process"
             log.warning(
                 "stopped by %s after step %d; checkpoint %s written. Resume with: mmrft train <config> --output-dir %s --resume",
                 self.stop_signal, self.step, final, cfg.output_dir,
@@ -230,8 +261,8 @@ class Trainer:
         cfg = self.config
         t0 = time.perf_counter()
         self.skipped_updates = 0
-        samples = self.stream.next_batch(cfg.batch_size)
-        metrics = self.train_step(samples)
+        samples = self.processes.shard(self.stream.next_batch(cfg.batch_size))
+        metrics = self.processes.reduce_metrics(self.train_step(samples))
         self.step += 1
         self.stream.observe(self.step, metrics)
         step_time = time.perf_counter() - t0

@@ -1,0 +1,59 @@
+"""One GRPO update on a fixed global batch, in one process or under ``accelerate launch``.
+
+Run by test_multiprocess.py: ``python grpo_update_worker.py CONFIG.json OUT.pt [--half]``. Every
+process generates the same global batch with the same generator, keeps its shard of whole groups
+and takes one optimizer step through the trainer's own code; the main process saves the loss,
+the gradients the optimizer saw, the advantages of all processes and the updated weights.
+``--half``: only the first half of the batch is trained (in two processes, the second process
+has nothing to train, as when its groups were all filtered out).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from mmrft.config import TrainConfig, from_dict
+from mmrft.training import GRPOTrainer
+
+
+def main(config_path: str, out: str, half: bool) -> None:
+    config = from_dict(TrainConfig, json.loads(Path(config_path).read_text()))
+    trainer = GRPOTrainer(config)
+    processes = trainer.processes
+    samples = trainer.stream.next_batch(config.batch_size)
+    trainer.generator = torch.Generator().manual_seed(0)
+    scored, _ = trainer.generate_and_score(samples, {"generate_s": 0.0, "reward_s": 0.0})
+    size = len(samples) // processes.world
+    if half:
+        size = len(samples) // 2
+        shard = list(range(size)) if processes.rank == 0 else []
+    else:
+        shard = list(range(processes.rank * size, (processes.rank + 1) * size))
+    parts = [scored.select(shard)] if shard else []
+    trainer.assign_advantages(parts)
+    weight = 1.0
+    if not parts:  # as GRPOTrainer.train_step does for a process with nothing to train
+        parts, weight = [scored.select([0])], 0.0
+        parts[0].advantages = torch.zeros(len(parts[0].rollout))
+
+    grads = {}
+    step = trainer.optimizer_step
+
+    def capture() -> float:
+        grads.update({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+        return step()
+
+    trainer.optimizer_step = capture
+    metrics = trainer.update(parts, weight)
+    advantages = processes.gather(parts[0].advantages if weight else torch.zeros(0))
+    if processes.is_main:
+        weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        torch.save({"metrics": metrics, "grads": grads, "advantages": torch.cat(advantages), "weights": weights}, out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], "--half" in sys.argv[3:])
