@@ -191,7 +191,11 @@ class OptimConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm (0 disables)."""
     grad_accum: int = 1
-    """Micro-batches per optimizer step; each micro-batch holds whole groups."""
+    """Micro-batches per optimizer step (per training process); each micro-batch holds whole groups."""
+    micro_batch_tokens: int | None = None
+    """Instead of grad_accum equal parts: pack whole groups, shortest first, into micro-batches of at
+    most this many tokens (rows x longest row, prompt plus completion); a group over it alone gets
+    a micro-batch to itself. Unset: grad_accum equal parts."""
 
 
 @dataclass
@@ -249,6 +253,8 @@ class TrainConfig:
             raise ConfigError("rewards: a grpo stage needs at least one reward")
         if self.stage == "grpo" and self.generation.num_generations < 2:
             raise ConfigError("generation.num_generations: GRPO needs at least 2 completions per prompt")
+        if self.optim.micro_batch_tokens is not None and (self.optim.micro_batch_tokens < 1 or self.optim.grad_accum != 1):
+            raise ConfigError("optim.micro_batch_tokens: a positive token budget, with optim.grad_accum left at 1")
         if self.batch_size % self.optim.grad_accum:
             raise ConfigError(f"optim.grad_accum: {self.optim.grad_accum} does not divide batch_size {self.batch_size}")
         if not self.data.train:

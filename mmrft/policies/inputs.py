@@ -287,14 +287,17 @@ def gather_visuals(encoded, rows: list[list[int]]):
 
 
 def select_prompts(batch: PromptBatch, prompts: list[int]) -> PromptBatch:
-    """The sub-batch of ``prompts``, with banks holding only the visuals they use."""
+    """The sub-batch of ``prompts``, with banks holding only the visuals they use and without
+    the (left) padding columns none of them needs."""
     images, videos = VisualBank(), VisualBank()
+    used = batch.attention_mask[prompts].any(0).nonzero()
+    start = int(used[0]) if len(used) else 0
     return PromptBatch(
         sample_ids=[batch.sample_ids[p] for p in prompts],
-        input_ids=batch.input_ids[prompts],
-        attention_mask=batch.attention_mask[prompts],
-        mm_token_type_ids=batch.mm_token_type_ids[prompts],
-        position_ids=batch.position_ids[:, prompts],
+        input_ids=batch.input_ids[prompts, start:],
+        attention_mask=batch.attention_mask[prompts, start:],
+        mm_token_type_ids=batch.mm_token_type_ids[prompts, start:],
+        position_ids=batch.position_ids[:, prompts, start:],
         visuals=images,
         visual_index=[batch.visuals.subset(batch.visual_index[p], images) for p in prompts],
         image_sizes=[batch.image_sizes[p] for p in prompts],

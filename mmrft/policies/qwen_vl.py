@@ -41,14 +41,16 @@ class Rollout:
         return torch.cat([(self.prompt_index == p).nonzero().squeeze(1) for p in prompts])
 
     def select(self, prompts: list[int]) -> Rollout:
-        """The completions of ``prompts``, renumbered to index ``select_prompts(batch, prompts)``."""
+        """The completions of ``prompts``, renumbered to index ``select_prompts(batch, prompts)``,
+        without the padding columns past their longest completion."""
         rows = self.rows_of(prompts)
         local = {p: i for i, p in enumerate(prompts)}
+        width = max(1, int(self.completion_mask[rows].sum(1).max())) if len(rows) else 1
         return Rollout(
             prompt_index=torch.tensor([local[p] for p in self.prompt_index[rows].tolist()], dtype=torch.long),
-            completion_ids=self.completion_ids[rows],
-            completion_mask=self.completion_mask[rows],
-            logprobs=self.logprobs[rows],
+            completion_ids=self.completion_ids[rows, :width],
+            completion_mask=self.completion_mask[rows, :width],
+            logprobs=self.logprobs[rows, :width],
             texts=[self.texts[i] for i in rows.tolist()],
             truncated=self.truncated[rows],
         )

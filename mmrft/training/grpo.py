@@ -21,6 +21,7 @@ from mmrft.policies.inputs import PromptBatch, select_prompts
 from mmrft.policies.loading import load_model_and_processor
 from mmrft.policies.qwen_vl import Rollout
 from mmrft.rewards import call_components, call_reward, reward_spec
+from mmrft.training.batching import micro_batches, token_budget_batches
 from mmrft.training.targets import target_ids
 from mmrft.training.trainer import Trainer
 
@@ -35,12 +36,6 @@ def reward_columns(samples: list[dict], batch: PromptBatch, rollout: Rollout, co
     columns["input_size"] = [batch.input_sizes[p] for p in rows]
     columns["coord_convention"] = [convention] * len(rows)
     return columns
-
-
-def micro_batches(num_prompts: int, parts: int) -> list[list[int]]:
-    """Split prompt indices into ``parts`` contiguous chunks: each micro-batch holds whole groups."""
-    size = -(-num_prompts // parts)
-    return [list(range(i, min(i + size, num_prompts))) for i in range(0, num_prompts, size)]
 
 
 def score_completions(
@@ -92,14 +87,16 @@ class Scored:
 
     def select(self, prompts: list[int]) -> Scored:
         rows = self.rollout.rows_of(prompts)
+        rollout = self.rollout.select(prompts)
+        width = rollout.completion_ids.shape[1]
         return Scored(
             samples=[self.samples[p] for p in prompts],
             batch=select_prompts(self.batch, prompts),
-            rollout=self.rollout.select(prompts),
+            rollout=rollout,
             rewards=self.rewards[rows],
             task_rewards=self.task_rewards[rows],
             components={k: v[rows] for k, v in self.components.items()},
-            ref_logprobs=None if self.ref_logprobs is None else self.ref_logprobs[rows],
+            ref_logprobs=None if self.ref_logprobs is None else self.ref_logprobs[rows, :width],
             advantages=None if self.advantages is None else self.advantages[rows],
         )
 
@@ -226,6 +223,18 @@ class GRPOTrainer(Trainer):
             mask = mask * (~part.rollout.truncated).float().unsqueeze(1)
         return mask
 
+    def micro_batches(self, part: Scored) -> list[list[int]]:
+        """The prompts of each training micro-batch of ``part``: optim.grad_accum equal parts, or
+        packed by length within optim.micro_batch_tokens."""
+        budget = self.config.optim.micro_batch_tokens
+        if budget is None:
+            return micro_batches(len(part.batch), self.config.optim.grad_accum)
+        prompt_lengths = part.batch.attention_mask.sum(1).tolist()
+        completion_lengths = part.rollout.completion_mask.sum(1)
+        rows = [part.rollout.rows_of([p]) for p in range(len(part.batch))]
+        lengths = [int(prompt_lengths[p] + completion_lengths[r].max()) for p, r in enumerate(rows)]
+        return token_budget_batches(lengths, [len(r) for r in rows], budget)
+
     def update(self, parts: list[Scored], weight: float = 1.0) -> dict:
         """One optimizer step over ``parts`` (gradient accumulation over their micro-batches).
 
@@ -243,7 +252,7 @@ class GRPOTrainer(Trainer):
         if mu > 0:  # expert answers, tokenised once per update
             targets = [target_ids(policy, p.samples, p.batch) for p in parts]
             sft_tokens = sum(mask.sum().item() for _, mask in targets)
-        micro = [(j, prompts) for j, part in enumerate(parts) for prompts in micro_batches(len(part.batch), cfg.optim.grad_accum)]
+        micro = [(j, prompts) for j, part in enumerate(parts) for prompts in self.micro_batches(part)]
         for k, (j, prompts) in enumerate(micro):
             part = parts[j]
             with self.processes.no_sync(sync=k == len(micro) - 1):
