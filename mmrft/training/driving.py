@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from safetensors.torch import load_file
 from mmrft.algorithms.advantages import ADVANTAGES
 from mmrft.algorithms.filtering import informative_groups
 from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate
+from mmrft.config import ConfigError
 from mmrft.config.driving import DrivingConfig
 from mmrft.envs import driving as world
 from mmrft.envs.expert import log_episodes
@@ -68,6 +70,8 @@ class DrivingStage:
 
     def __init__(self, config: DrivingConfig, resume: bool = False):
         config.validate()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError(f"stage {config.stage}: the driving stages run in one process; launch without accelerate")
         self.config = config
         torch.manual_seed(config.seed)
         self.run = RunDir(config.output_dir, config)
