@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     run_dir, out = ROOT / args.run_dir, ROOT / args.out
     if not args.skip_training:
-        cmd = ["mmrft", "train", args.config, f"max_minutes={args.minutes}", f"output_dir={args.run_dir}"]
+        cmd = [sys.executable, "-m", "mmrft", "train", args.config, f"max_minutes={args.minutes}", f"output_dir={args.run_dir}"]
         subprocess.run(cmd, cwd=ROOT, check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     checkpoint = Path(summary["final_checkpoint"])
