@@ -215,28 +215,57 @@ class QwenVLPolicy:
         return self.logprobs_under(model or self.model, *args)
 
     def logprobs_under(self, model, batch, prompt_index, completion_ids, completion_mask, temperature, allowed_ids):
-        """:meth:`token_logprobs` under ``model``."""
-        rows = prompt_index.tolist()
-        T = completion_ids.shape[1]
-        input_ids = torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1)
-        attention = torch.cat([batch.attention_mask[prompt_index], completion_mask.to(batch.attention_mask.dtype)], dim=1)
-        steps = torch.arange(T).view(1, 1, T)
-        completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + steps).expand(3, -1, -1)
-        position_ids = torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2)
-        visuals = self._encode(batch, rows, model)
-        out = model(
-            input_ids=input_ids,
-            attention_mask=attention,
-            position_ids=position_ids,
-            mm_encoder_outputs=visuals,
-            use_cache=False,
-            logits_to_keep=T + 1,
+        """:meth:`token_logprobs` under ``model``.
+
+        Where prompts have several completions (GRPO's groups), each prompt runs once and its KV
+        cache, still in the autograd graph, is shared by its completions, which then run alone:
+        N x (prompt + T) tokens become P x prompt + N x T. Gradient checkpointing (no cache in
+        training) and one completion per prompt take the plain path: prompt and completion together.
+        """
+        completion_mask = completion_mask.to(batch.attention_mask.dtype)
+        completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + torch.arange(completion_ids.shape[1])).expand(3, -1, -1)
+        shared = len(prompt_index) > len(set(prompt_index.tolist())) and not getattr(model, "is_activation_checkpointing", False)
+        logits = (self._shared_prefix_logits if shared else self._full_logits)(
+            model, batch, prompt_index, completion_ids, completion_mask, completion_pos
         )
-        logits = restrict(out.logits[:, :-1].float() / (temperature if temperature > 0 else 1.0), allowed_ids)
+        logits = restrict(logits.float() / (temperature if temperature > 0 else 1.0), allowed_ids)
         logp_all = F.log_softmax(logits, dim=-1)
         logprobs = logp_all.gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
         entropy = -(logp_all.exp() * logp_all.masked_fill(logp_all.isinf(), 0.0)).sum(-1)
         return logprobs * completion_mask, entropy * completion_mask
+
+    def _full_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
+        """(N, T, V) logits predicting each completion token: one forward over prompt + completion rows."""
+        out = model(
+            input_ids=torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1),
+            attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
+            position_ids=torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2),
+            mm_encoder_outputs=self._encode(batch, prompt_index.tolist(), model),
+            use_cache=False,
+            logits_to_keep=completion_ids.shape[1] + 1,
+        )
+        return out.logits[:, :-1]
+
+    def _shared_prefix_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
+        """(N, T, V) logits as :meth:`_full_logits`, from one prompt forward shared through its cache."""
+        prefill = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            mm_encoder_outputs=self._encode(batch, list(range(len(batch))), model),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache = prefill.cache
+        cache.reorder_cache(prompt_index)  # row i continues prompt prompt_index[i] (differentiable index_select)
+        out = model(
+            input_ids=completion_ids,
+            attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
+            position_ids=completion_pos,
+            cache=cache,
+            use_cache=True,
+        )
+        return torch.cat([prefill.logits[prompt_index, -1:], out.logits[:, :-1]], dim=1)
 
 
 class TrainingForward(torch.nn.Module):

@@ -62,7 +62,8 @@ def test_sample_logprobs_equal_training_forward(arch, load_tiny_policy, groundin
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_training_positions_equal_get_rope_index(arch, load_tiny_policy, grounding_data):
-    """The M-RoPE positions of [prompt | completion] equal the model's own on the full sequence."""
+    """The M-RoPE positions of [prompt | completion] (given in two forwards: prompts, then completions
+    on the prompts' cache) equal the model's own on the full sequence."""
     policy = load_tiny_policy(arch)
     policy.model.eval()
     batch = policy.prompts(varied_samples(grounding_data.train))
@@ -73,10 +74,10 @@ def test_training_positions_equal_get_rope_index(arch, load_tiny_policy, groundi
             policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
     finally:
         handle.remove()
-    (kwargs,) = calls
-    used = kwargs["position_ids"]
-
     index = rollout.prompt_index
+    prompt_call, completion_call = calls  # each prompt once, then the completions on its shared cache
+    used = torch.cat([prompt_call["position_ids"][:, index], completion_call["position_ids"]], dim=2)
+
     input_ids = torch.cat([batch.input_ids[index], rollout.completion_ids], dim=1)
     attention = torch.cat([batch.attention_mask[index], rollout.completion_mask], dim=1)
     mm_types = torch.cat([batch.mm_token_type_ids[index], torch.zeros_like(rollout.completion_ids)], dim=1)

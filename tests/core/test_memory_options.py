@@ -27,10 +27,13 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(arch, load_tin
         layer = policy.model.model.language_model.layers[0].self_attn  # inside the checkpointed forward
         hook = layer.register_forward_hook(lambda *args: calls.append(1))
         logprobs, _ = policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
+        forward_calls = len(calls)
         loss = -(logprobs * torch.linspace(-1, 1, len(rollout)).unsqueeze(1)).sum()
         loss.backward()
         hook.remove()
-        assert len(calls) == (2 if checkpointing else 1)  # recomputed in the backward pass when on
+        # Plain: the prompts, then the completions on their shared cache; none in the backward pass.
+        # Checkpointing (no cache in training): one forward over prompt + completion, recomputed in the backward.
+        assert (forward_calls, len(calls) - forward_calls) == ((1, 1) if checkpointing else (2, 0))
         results.append((loss.item(), {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}))
     (plain_loss, plain), (ckpt_loss, ckpt) = results
     assert plain_loss == pytest.approx(ckpt_loss, abs=1e-5)
