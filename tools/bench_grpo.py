@@ -7,11 +7,11 @@ side loads the same tiny Qwen2.5-VL, built here by :func:`mmrft.policies.tiny.bu
 with a processor budget of 224 x 224 px, so 224 px images reach the vision tower unscaled.
 Configs: 112 px images, 224 px images, an 8-frame 112 px video. Columns:
 
-- mmrft: ``GRPOTrainer.train_step`` (one prefill per prompt; each visual encoded once in
-  generation and once in the training forward).
+- mmrft: ``GRPOTrainer.train_step`` (one prefill per prompt in generation and in the training
+  forward, its KV cache shared by the prompt's completions; each visual encoded once in each).
 - unshared: the same trainer with :class:`UnsharedPolicy`, which does what TRL does: each prompt
-  is repeated G times and prefilled per completion, and every row's visuals are encoded
-  separately, in generation and in the training forward.
+  is repeated G times and run per completion, and every row's visuals are encoded separately,
+  in generation and in the training forward.
 - trl: one optimizer step of ``trl.GRPOTrainer`` (generation, rewards, forward/backward, clip,
   AdamW), timed by a callback in TRL's own training loop. After each TRL step the callback runs
   one mmrft and one unshared step, so the sides alternate under the same machine load. TRL 1.16
@@ -132,6 +132,9 @@ class UnsharedPolicy(QwenVLPolicy):
 
     def _encode(self, batch: PromptBatch, prompt_rows: list[int], model=None):
         return super()._encode(one_visual_per_row(batch, prompt_rows), list(range(len(prompt_rows))), model)
+
+    def _shared_prefix_logits(self, *args):
+        return self._full_logits(*args)  # the training forward runs the prompt again for every completion
 
 
 def force_full_length(policy: QwenVLPolicy) -> None:

@@ -13,6 +13,7 @@ gradients still flow into the tower.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -54,6 +55,10 @@ class VisualBank:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def to(self, device: torch.device) -> VisualBank:
+        pixels, grids = [p.to(device) for p in self.pixel_values], [g.to(device) for g in self.grid_thw]
+        return VisualBank(list(self.keys), pixels, grids, list(self.seconds_per_grid))
+
 
 @dataclass
 class PromptBatch:
@@ -79,6 +84,20 @@ class PromptBatch:
     def num_visuals(self) -> int:
         """Unique images and videos: what one vision-tower pass over the batch encodes."""
         return len(self.visuals) + len(self.videos)
+
+    def to(self, device: torch.device) -> PromptBatch:
+        """This batch with its tensors on ``device`` (itself when they are there already)."""
+        if self.input_ids.device == device:
+            return self
+        return dataclasses.replace(
+            self,
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            mm_token_type_ids=self.mm_token_type_ids.to(device),
+            position_ids=self.position_ids.to(device),
+            visuals=self.visuals.to(device),
+            videos=self.videos.to(device),
+        )
 
     @property
     def next_position(self) -> torch.Tensor:

@@ -116,7 +116,8 @@ def add_lora(model, model_config):
 
 
 def load_policy(model_config, video_config=None) -> QwenVLPolicy:
-    """Build a :class:`QwenVLPolicy` from a :class:`mmrft.config.ModelConfig` (and a VideoConfig)."""
+    """Build a :class:`QwenVLPolicy` from a :class:`mmrft.config.ModelConfig` (and a VideoConfig), on
+    the GPU where there is one."""
     model, processor = load_model_and_processor(model_config.name_or_path, model_config.dtype)
     arch = model.config.model_type
     convention = model_config.coord_convention or MODEL_COORD_CONVENTION.get(arch)
@@ -129,6 +130,7 @@ def load_policy(model_config, video_config=None) -> QwenVLPolicy:
     freeze(model, model_config.freeze_vision, model_config.freeze_projector, model_config.freeze_language)
     if model_config.gradient_checkpointing:
         enable_activation_checkpointing(model)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")  # a trainer moves it to its process's device
     pixels = {
         key: value
         for key, value in (("min_pixels", model_config.image_min_pixels), ("max_pixels", model_config.image_max_pixels))

@@ -132,6 +132,9 @@ class QwenVLPolicy:
         scored is then the softmax over those tokens only, as in :meth:`token_logprobs`.
         """
         model = self.model
+        device = model.device
+        batch = batch.to(device)
+        stop_ids = self.stop_ids.to(device)
         P = len(batch)
         out = model(
             input_ids=batch.input_ids,
@@ -148,7 +151,7 @@ class QwenVLPolicy:
         position = batch.next_position.repeat_interleave(num_samples, 0)
         N = P * num_samples
         tokens, logprobs = [], []
-        done = torch.zeros(N, dtype=torch.bool)
+        done = torch.zeros(N, dtype=torch.bool, device=device)
         scale = temperature if temperature > 0 else 1.0
         for t in range(max_new_tokens):
             scaled = restrict(logits.float() / scale, allowed_ids)
@@ -157,16 +160,17 @@ class QwenVLPolicy:
             allowed[:, self.suppressed_ids] = float("-inf")
             if temperature > 0:
                 probs = _top_p_filter(allowed, top_p).softmax(-1)
-                token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                where = generator.device if generator is not None else device  # the generator's device draws
+                token = torch.multinomial(probs.to(where), 1, generator=generator).squeeze(1).to(device)
             else:
                 token = allowed.argmax(-1)
             token = torch.where(done, torch.full_like(token, self.pad_id), token)
             tokens.append(token)
             logprobs.append(step_logprobs.gather(1, token[:, None]).squeeze(1).masked_fill(done, 0.0))
-            done = done | torch.isin(token, self.stop_ids)
+            done = done | torch.isin(token, stop_ids)
             if bool(done.all()) or t == max_new_tokens - 1:
                 break
-            attention = torch.cat([attention, torch.ones(N, 1, dtype=attention.dtype)], dim=1)
+            attention = torch.cat([attention, torch.ones(N, 1, dtype=attention.dtype, device=device)], dim=1)
             out = model(
                 input_ids=token[:, None],
                 attention_mask=attention,
@@ -175,7 +179,7 @@ class QwenVLPolicy:
                 use_cache=True,
             )
             logits = out.logits[:, -1]
-        completion_ids = torch.stack(tokens, 1)
+        completion_ids = torch.stack(tokens, 1).cpu()  # rollouts live on the CPU, beside the rewards
         is_stop = torch.isin(completion_ids, self.stop_ids)
         # Mask: every token up to and including the first stop token.
         after_stop = (is_stop.cumsum(1) - is_stop.long()) > 0
@@ -187,7 +191,7 @@ class QwenVLPolicy:
             prompt_index=torch.arange(P).repeat_interleave(num_samples),
             completion_ids=completion_ids,
             completion_mask=completion_mask,
-            logprobs=torch.stack(logprobs, 1) * completion_mask,
+            logprobs=torch.stack(logprobs, 1).cpu() * completion_mask,
             texts=texts,
             truncated=~is_stop.any(1),
         )
@@ -222,8 +226,13 @@ class QwenVLPolicy:
         N x (prompt + T) tokens become P x prompt + N x T. Gradient checkpointing (no cache in
         training) and one completion per prompt take the plain path: prompt and completion together.
         """
-        completion_mask = completion_mask.to(batch.attention_mask.dtype)
-        completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + torch.arange(completion_ids.shape[1])).expand(3, -1, -1)
+        # Inputs go to the model's device; log-probs and entropies come back to the CPU (where
+        # rollouts, rewards and advantages live), still in the autograd graph.
+        device = model.device
+        batch, prompt_index, completion_ids = batch.to(device), prompt_index.to(device), completion_ids.to(device)
+        completion_mask = completion_mask.to(device, batch.attention_mask.dtype)
+        steps = torch.arange(completion_ids.shape[1], device=device)
+        completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + steps).expand(3, -1, -1)
         shared = len(prompt_index) > len(set(prompt_index.tolist())) and not getattr(model, "is_activation_checkpointing", False)
         logits = (self._shared_prefix_logits if shared else self._full_logits)(
             model, batch, prompt_index, completion_ids, completion_mask, completion_pos
@@ -232,7 +241,7 @@ class QwenVLPolicy:
         logp_all = F.log_softmax(logits, dim=-1)
         logprobs = logp_all.gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
         entropy = -(logp_all.exp() * logp_all.masked_fill(logp_all.isinf(), 0.0)).sum(-1)
-        return logprobs * completion_mask, entropy * completion_mask
+        return (logprobs * completion_mask).cpu(), (entropy * completion_mask).cpu()
 
     def _full_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
         """(N, T, V) logits predicting each completion token: one forward over prompt + completion rows."""

@@ -31,7 +31,11 @@ class Processes:
     def __init__(self):
         # Parameters a batch does not touch (a vision tower on text-only prompts, frozen parts)
         # must not stall DDP's gradient reduction.
-        self.accelerator = Accelerator(cpu=True, kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        # cpu=True where there is no GPU: without it accelerate starts every process alone.
+        self.accelerator = Accelerator(
+            cpu=not torch.cuda.is_available(), kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+        )
+        self.device = self.accelerator.device  # this process's GPU, or the CPU
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process

@@ -128,7 +128,7 @@ class GRPOTrainer(Trainer):
         self.ref_model = None
         if algo.beta > 0:  # the reference is loaded only when its KL term is on
             self.ref_model, _ = load_model_and_processor(config.model.name_or_path, config.model.dtype)
-            self.ref_model.requires_grad_(False).eval()
+            self.ref_model.requires_grad_(False).eval().to(self.processes.device)
 
     # -- collect ----------------------------------------------------------------------------
     def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:

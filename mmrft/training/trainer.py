@@ -86,7 +86,7 @@ class Trainer:
                 raise ConfigError(f"{key}: no such file: {path}")
         self.run = RunDir(config.output_dir, config, config.report_to, write=self.processes.is_main)
         self.policy = load_policy(config.model, config.video)
-        self.model = self.policy.model
+        self.model = self.policy.model.to(self.processes.device)
         if self.processes.world > 1:
             self.policy.training_forward = self.processes.wrap(TrainingForward(self.policy))
         self.dataset = JsonlDataset(config.data.train)
@@ -99,7 +99,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
         )
-        self.generator = torch.Generator().manual_seed(config.seed + self.processes.rank)  # sampling
+        self.generator = torch.Generator(self.processes.device).manual_seed(config.seed + self.processes.rank)  # sampling
         self.step = 0
         self.elapsed = 0.0  # training wall time, carried across resumes
         self.nonfinite_in_a_row = 0

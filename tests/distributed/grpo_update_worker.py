@@ -52,7 +52,8 @@ def main(config_path: str, out: str, half: bool) -> None:
     advantages = processes.gather(parts[0].advantages if weight else torch.zeros(0))
     if processes.is_main:
         weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-        torch.save({"metrics": metrics, "grads": grads, "advantages": torch.cat(advantages), "weights": weights}, out)
+        saved = {"metrics": metrics, "grads": grads, "advantages": torch.cat(advantages), "weights": weights}
+        torch.save({**saved, "processes": processes.world}, out)
 
 
 if __name__ == "__main__":

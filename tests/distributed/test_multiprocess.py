@@ -51,6 +51,7 @@ def test_two_processes_match_one(config_file, tmp_path, half):
     launch([str(WORKER), str(config_file), str(tmp_path / "one.pt"), *flag], 1, tmp_path)
     launch([str(WORKER), str(config_file), str(tmp_path / "two.pt"), *flag], 2, tmp_path)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert (one["processes"], two["processes"]) == (1, 2)
 
     torch.testing.assert_close(two["advantages"], one["advantages"])
     assert one["advantages"].abs().sum() > 0
@@ -60,10 +61,10 @@ def test_two_processes_match_one(config_file, tmp_path, half):
     for name, grad in one["grads"].items():
         torch.testing.assert_close(two["grads"][name], grad, rtol=1e-4, atol=1e-7, msg=name)
     assert one["metrics"]["grad_norm"] > 0
-    # Adam's first step is lr * g / (|g| + 1e-8): on gradients near 1e-8 the float-order noise
-    # above moves a weight by a few thousandths of the step (lr 1e-3), hence atol 1e-5.
+    # Adam's first step is lr * g / (|g| + 1e-8): where g is ~1e-9, float-order noise in g (below
+    # the gradient tolerance above) moves a weight by up to a few hundredths of the step (lr 1e-3).
     for name, weight in one["weights"].items():
-        torch.testing.assert_close(two["weights"][name], weight, rtol=0, atol=1e-5, msg=name)
+        torch.testing.assert_close(two["weights"][name], weight, rtol=0, atol=5e-5, msg=name)
 
 
 def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path):
