@@ -21,8 +21,9 @@ Configs: 112 px images, 224 px images, an 8-frame 112 px video. Columns:
 Per step it records wall time, images/videos run through the vision tower and their patches (a
 forward hook on ``model.model.visual`` counting ``grid_thw`` rows; mmrft's own ``vision/encodes``
 alongside), mean completion length, and for the mmrft sides the overhead share
-``1 - (time/generate_s + time/update_s) / step time`` and the prepare share (``policy.prompts``:
-media loading, video decoding, processor), which ``time/generate_s`` includes. After ``--warmup`` discarded steps it
+``1 - (time/generate_s + time/update_s) / step time`` (everything outside sampling and the
+updates' forward/backward), and within it the prepare share (``time/prepare_s``: media loading,
+video decoding, processor). After ``--warmup`` discarded steps it
 prints per config the medians over ``--rounds`` steps and the ratio mmrft / baseline (TRL, or
 unshared for video), and writes them to ``--out`` as JSON. Timings drift with machine load;
 compare the ratios, which are measured in the same run.
@@ -171,23 +172,11 @@ class MmrftSide:
 
     def __init__(self, trainer: GRPOTrainer):
         self.trainer, self.counter, self.steps = trainer, EncodeCounter(trainer.model), []
-        self.prepare_s = 0.0
-        build_batch = trainer.policy.prompts
-
-        def timed_prompts(samples: list[dict]) -> PromptBatch:
-            # time/generate_s includes this preprocessing (media loading, video decoding, processor): time it apart
-            t0 = time.perf_counter()
-            batch = build_batch(samples)
-            self.prepare_s += time.perf_counter() - t0
-            return batch
-
-        trainer.policy.prompts = timed_prompts
 
     def step(self) -> None:
         trainer = self.trainer
         samples = trainer.stream.next_batch(trainer.config.batch_size)
         self.counter.reset()
-        self.prepare_s = 0.0
         t0 = time.perf_counter()
         metrics = trainer.train_step(samples)
         seconds = time.perf_counter() - t0
@@ -198,8 +187,8 @@ class MmrftSide:
             "encodes_reported": metrics["vision/encodes"],
             "completion_len": metrics["completion_len/mean"],
             "overhead_share": 1 - (metrics["time/generate_s"] + metrics["time/update_s"]) / seconds,
-            "prepare_share": self.prepare_s / seconds,
-            **{key: metrics[f"time/{key}"] for key in ("generate_s", "reward_s", "update_s")},
+            "prepare_share": metrics["time/prepare_s"] / seconds,
+            **{key: metrics[f"time/{key}"] for key in ("prepare_s", "generate_s", "reward_s", "update_s")},
         })
 
 

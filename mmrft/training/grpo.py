@@ -133,8 +133,10 @@ class GRPOTrainer(Trainer):
     # -- collect ----------------------------------------------------------------------------
     def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:
         gen, policy = self.config.generation, self.policy
-        t0 = time.perf_counter()
+        t_prepare = time.perf_counter()
         batch = policy.prompts(samples)
+        t0 = time.perf_counter()
+        timings["prepare_s"] += t0 - t_prepare
         self.model.eval()
         rollout = policy.sample(batch, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, generator=self.generator)
         self.model.train()
@@ -306,7 +308,7 @@ class GRPOTrainer(Trainer):
     def train_step(self, samples: list[dict]) -> dict:
         algo, policy = self.config.algorithm, self.policy
         policy.vision_encodes = 0
-        timings = {"generate_s": 0.0, "reward_s": 0.0}
+        timings = {"prepare_s": 0.0, "generate_s": 0.0, "reward_s": 0.0}
         parts, generated, metrics = self.collect(samples, timings)
         generate_encodes = policy.vision_encodes
         replayed = [group for _, group in self.replay[: algo.replay_groups]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import pytest
 import torch
 
@@ -53,7 +55,7 @@ def test_grpo_update_same_with_token_budget(tmp_path, make_train_config, length_
     whole, packed = trainer(), trainer(micro_batch_tokens=80)
     samples = whole.stream.next_batch(4)
     whole.generator.manual_seed(0)
-    scored, _ = whole.generate_and_score(samples, {"generate_s": 0.0, "reward_s": 0.0})
+    scored, _ = whole.generate_and_score(samples, defaultdict(float))
     whole.assign_advantages([scored])
     lengths = scored.rollout.completion_mask.sum(1)
     assert lengths.min() < lengths.max()  # completions of different lengths: trimming has work to do

@@ -11,6 +11,7 @@ has nothing to train, as when its groups were all filtered out).
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def main(config_path: str, out: str, half: bool) -> None:
     processes = trainer.processes
     samples = trainer.stream.next_batch(config.batch_size)
     trainer.generator = torch.Generator().manual_seed(0)
-    scored, _ = trainer.generate_and_score(samples, {"generate_s": 0.0, "reward_s": 0.0})
+    scored, _ = trainer.generate_and_score(samples, defaultdict(float))
     size = len(samples) // processes.world
     if half:
         size = len(samples) // 2
