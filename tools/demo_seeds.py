@@ -1,6 +1,7 @@
-"""Run the demo's RFT stage for several seeds, plus the equal-compute SFT baseline, and tabulate.
+"""Run a demo's RFT stage for several seeds, plus the equal-compute SFT baseline, and tabulate.
 
-    python tools/demo_seeds.py --seeds 0 1 2 --parallel 2
+    python tools/demo_seeds.py --seeds 0 1 2 --parallel 2                  # image grounding
+    python tools/demo_seeds.py --task temporal_grounding --out runs/video_seeds
 
 Each run is `mmrft train` with its own output directory under runs/seeds/. Runs started in
 parallel get one CPU thread each (OMP_NUM_THREADS=1), and so does the SFT baseline, so the
@@ -17,12 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TASKS = {  # RFT config, equal-time SFT config, the two held-out metrics tabulated
+    "grounding": ("configs/demo_grounding_grpo.yaml", "configs/demo_grounding_sft_baseline.yaml", ("acc@0.5", "mean_iou")),
+    "temporal_grounding": (
+        "configs/demo_temporal_grounding_grpo.yaml", "configs/demo_temporal_grounding_sft_baseline.yaml", ("r1@0.5", "miou")
+    ),
+}
 
 
 def run(name: str, config: str, seed: int, extra: list[str], out_root: Path) -> dict:
     out = out_root / name
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = ["mmrft", "train", config, f"--seed={seed}", f"--output-dir={out}", "progress_bar=false", *extra]
+    cmd = [sys.executable, "-m", "mmrft", "train", config, f"--seed={seed}", f"--output-dir={out}", "progress_bar=false", *extra]
     with open(out_root / f"{name}.log", "w") as log:
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=log, stderr=subprocess.STDOUT)
     return json.loads((out / "summary.json").read_text())
@@ -30,6 +37,7 @@ def run(name: str, config: str, seed: int, extra: list[str], out_root: Path) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="grounding")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=14.0, help="training wall time limit of every run")
@@ -38,25 +46,23 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     out_root = ROOT / args.out
     out_root.mkdir(parents=True, exist_ok=True)
-    jobs = [(f"demo_seed{s}", "configs/demo_grounding_grpo.yaml", s) for s in args.seeds]
+    rft_config, sft_config, (first, second) = TASKS[args.task]
+    jobs = [(f"demo_seed{s}", rft_config, s) for s in args.seeds]
     if not args.no_baseline:
-        jobs.append(("sft_equal_time", "configs/demo_grounding_sft_baseline.yaml", args.seeds[0]))
+        jobs.append(("sft_equal_time", sft_config, args.seeds[0]))
     with ThreadPoolExecutor(args.parallel) as pool:
         futures = {
             name: pool.submit(run, name, config, seed, [f"max_minutes={args.minutes}", *extra], out_root)
             for name, config, seed in jobs
         }
         results = {name: f.result() for name, f in futures.items()}
-    rows = ["| run | steps | held-out Acc@0.5 start → final | held-out mean IoU start → final |", "|---|---|---|---|"]
+    rows = [f"| run | steps | held-out {first} start → final | held-out {second} start → final |", "|---|---|---|---|"]
     table = {}
     for name, summary in results.items():
         start, final = summary["start"]["heldout"]["metrics"], summary["final"]["heldout"]["metrics"]
         table[name] = {"steps": summary["steps"], "start": start, "final": final}
-        rows.append(
-            f"| {name} | {summary['steps']} | {start['acc@0.5']:.3f} → {final['acc@0.5']:.3f} "
-            f"({final['acc@0.5'] - start['acc@0.5']:+.3f}) | {start['mean_iou']:.3f} → {final['mean_iou']:.3f} "
-            f"({final['mean_iou'] - start['mean_iou']:+.3f}) |"
-        )
+        cells = [f"{start[k]:.3f} → {final[k]:.3f} ({final[k] - start[k]:+.3f})" for k in (first, second)]
+        rows.append(f"| {name} | {summary['steps']} | {cells[0]} | {cells[1]} |")
     (out_root / "table.json").write_text(json.dumps(table, indent=2))
     print("\n".join(rows))
 
