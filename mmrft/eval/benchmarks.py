@@ -22,7 +22,8 @@ schema (image paths absolute), so the same scorers as training rewards score the
 - ``image_folder``: a classification tree ``root/<class>/<image>``, or ``csv`` with ``image,
   label`` columns; task ``classification``.
 - ``coco_detection``: COCO ``instances.json``; task ``detection``: per-image Visual-RFT scores and
-  dataset-level COCO mAP / AP50 / AP75 (crowd regions honoured, as pycocotools does).
+  dataset-level COCO AP / AR as pycocotools' ``summarize()`` (crowd regions and the annotations'
+  ``area`` for the small / medium / large splits honoured, as pycocotools does).
 - ``charades_sta``, ``activitynet_captions``: through the converters of
   :mod:`mmrft.data.converters.temporal`; task ``temporal_grounding``.
 - ``mmbench``: the TSV (``index, question, hint, A..D, answer, category, image`` with base64
@@ -244,8 +245,9 @@ def load_activitynet_captions(annotations: str | Path, videos: str | Path, ext: 
 @BENCHMARKS.register("coco_detection")
 def load_coco_detection(instances: str | Path, images: str | Path, categories: str = "") -> Iterator[dict]:
     """One ``detection`` sample per image of a COCO ``instances.json`` (boxes xywh -> xyxy); crowd
-    annotations travel as ``meta.crowd`` for COCO mAP. ``categories`` (comma-separated names)
-    restricts the classes asked for (default: every category)."""
+    flags and areas travel as ``meta.crowd`` and ``meta.area`` for COCO AP (an annotation without
+    ``area`` gets its box's). ``categories`` (comma-separated names) restricts the classes asked
+    for (default: every category)."""
     coco = json.loads(Path(instances).read_text())
     names = {c["id"]: c["name"] for c in coco["categories"]}
     wanted = {n.strip() for n in categories.split(",") if n.strip()} or set(names.values())
@@ -269,5 +271,8 @@ def load_coco_detection(instances: str | Path, images: str | Path, categories: s
                 for a in anns
             ],
             "image_size": [info["width"], info["height"]],
-            "meta": {"crowd": [bool(a.get("iscrowd", 0)) for a in anns]},
+            "meta": {
+                "crowd": [bool(a.get("iscrowd", 0)) for a in anns],
+                "area": [float(a.get("area", a["bbox"][2] * a["bbox"][3])) for a in anns],
+            },
         }

@@ -91,18 +91,26 @@ def _score_detection(text: str, sample: dict, meta: dict) -> Scored:
 
 @DATASET_METRICS.register("detection")
 def _coco_metrics(rows: list[dict], samples: list[dict]) -> dict[str, float]:
-    """COCO mAP / AP50 / AP75 over the split, predictions converted from the model's convention."""
-    predictions, truth, crowd = [], [], []
+    """COCOeval's AP and AR over the split (`coco_map`), predictions converted from the model's convention.
+
+    ``meta.crowd`` and ``meta.area`` (COCO's annotation area; the boxes' own where absent) travel with each sample.
+    """
+    predictions, truth, crowd, area = [], [], [], []
     for row, sample in zip(rows, samples, strict=True):
         size = tuple(sample.get("image_size") or row.get("image_size") or (1, 1))
-        truth.append(ground_truth_detections(sample["solution"], size) or [])
-        crowd.append(list((sample.get("meta") or {}).get("crowd") or [False] * len(truth[-1])))
+        meta = sample.get("meta") or {}
+        gt = ground_truth_detections(sample["solution"], size)
+        if gt is None:  # dropping it would silently undercount the split's objects
+            raise ValueError(f"sample {sample.get('id')!r}: malformed or empty-after-clipping ground-truth box in {sample['solution']!r}")
+        truth.append(gt)
+        crowd.append(list(meta.get("crowd") or [False] * len(truth[-1])))
+        area.append(meta.get("area"))
         dets = []
         for item in row.get("parsed") or []:
             box = to_original(item["bbox_2d"], row["convention"], size, tuple(row["input_size"]))
             dets.append(Detection(tuple(clip_box(box, size)), item["score"], item["label"]))
         predictions.append(dets)
-    return coco_map(predictions, truth, crowd)
+    return coco_map(predictions, truth, crowd, area=area)
 
 
 @TASK_SCORERS.register("mathvista")

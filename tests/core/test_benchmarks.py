@@ -3,6 +3,7 @@ predictions to hand-computed metrics (the model's text is canned; loading, parsi
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ from PIL import Image
 
 from mmrft.data.validate import check_sample
 from mmrft.eval.benchmarks import BENCHMARKS
-from mmrft.eval.evaluate import evaluate
+from mmrft.eval.evaluate import DATASET_METRICS, evaluate
 
 FIXTURES = Path(__file__).resolve().parents[2] / "datasets"
 
@@ -206,3 +207,13 @@ def test_coco_detection_with_a_crowd_region(tmp_path):
     # cat: AP 1 at every threshold; dog: AP 0; person has only crowd ground truth: not averaged
     assert result.metrics["mAP"] == pytest.approx(0.5) and result.metrics["AP50"] == pytest.approx(0.5)
     assert result.samples[1]["recall"] == 0.0
+    # By COCO area: the cat (40x40 = 1600 px) is medium and found; the dog is small and missed; no large object.
+    assert result.metrics["AP_medium"] == pytest.approx(1.0) and result.metrics["AP_small"] == pytest.approx(0.0)
+    assert math.isnan(result.metrics["AP_large"])
+    assert result.metrics["AR@100"] == pytest.approx(0.5)
+
+
+def test_coco_detection_rejects_a_degenerate_ground_truth_box(tmp_path):
+    sample = {"id": "flat", "task": "detection", "solution": [{"bbox": [10, 10, 10, 50], "label": "cat"}], "image_size": [100, 80]}
+    with pytest.raises(ValueError, match="'flat'.*ground-truth"):
+        DATASET_METRICS.get("detection")([{"parsed": [], "image_size": [100, 80]}], [sample])

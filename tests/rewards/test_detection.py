@@ -1,13 +1,14 @@
 """Multi-box detection: parsing, one-to-one matching, Visual-RFT rewards, and COCO AP parity with pycocotools."""
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from mmrft.rewards import get_reward
 from mmrft.rewards.coords import box_giou, box_iou
-from mmrft.rewards.detection import Detection, coco_map, match_detections, parse_detections
+from mmrft.rewards.detection import AREA_RANGES, Detection, coco_map, match_detections, parse_detections
 
 
 def _one(name, completion, **columns):
@@ -101,9 +102,19 @@ def test_box_iou_matches_pycocotools_and_torchvision():
     assert (ours > 0).sum() > 100 and (ours_giou < 0).sum() > 100  # both regimes exercised
 
 
-def _cocoeval(detections, ground_truth, crowd=None, max_dets=100):
-    """mAP, AP50, AP75 from pycocotools' COCOeval for the same data (labels as category ids)."""
+COCO_KEYS = ["mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+             "AR@1", "AR@10", "AR@100", "AR_small", "AR_medium", "AR_large"]
+"""`coco_map`'s names for the 12 numbers of COCOeval.summarize()'s `stats`, in order."""
+
+
+def _cocoeval(detections, ground_truth, crowd=None, area=None, max_dets=100):
+    """pycocotools' COCOeval on the same data (labels as category ids) under `coco_map`'s names, -1 as NaN.
+
+    At maxDets 100 these are `summarize()`'s `stats`; otherwise the same means of its accumulated
+    precision and recall at `max_dets` (summarize() hard-codes maxDets 100 for mAP).
+    """
     crowd = crowd or [[False] * len(image) for image in ground_truth]
+    area = area or [[(g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) for g in image] for image in ground_truth]
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -115,10 +126,11 @@ def _cocoeval(detections, ground_truth, crowd=None, max_dets=100):
         "images": [{"id": i + 1} for i in range(len(ground_truth))],
         "categories": [{"id": cat[g]} for g in sorted({g.label for image in ground_truth for g in image})],
         "annotations": [
-            {"id": n + 1, "image_id": i + 1, "category_id": cat[g.label], "bbox": xywh(g.box),
-             "area": (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]), "iscrowd": int(c)}
-            for n, (i, g, c) in enumerate(
-                (i, g, c) for i, image in enumerate(ground_truth) for g, c in zip(image, crowd[i], strict=True)
+            {"id": n + 1, "image_id": i + 1, "category_id": cat[g.label], "bbox": xywh(g.box), "area": a, "iscrowd": int(c)}
+            for n, (i, g, c, a) in enumerate(
+                (i, g, c, a)
+                for i, image in enumerate(ground_truth)
+                for g, c, a in zip(image, crowd[i], area[i], strict=True)
             )
         ],
     }
@@ -132,22 +144,41 @@ def _cocoeval(detections, ground_truth, crowd=None, max_dets=100):
         dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
         dt.createIndex()
     evaluator = COCOeval(gt, dt, "bbox")
-    evaluator.params.maxDets = sorted({1, 10, 100, max_dets})
+    cutoffs = [k for k in (1, 10) if k < max_dets] + [max_dets]
+    evaluator.params.maxDets = cutoffs
     evaluator.evaluate()
     evaluator.accumulate()
-    # COCOeval's accumulated precision[T, R, K, A, M] at area "all" and the asked maxDets
-    precision = evaluator.eval["precision"][:, :, :, 0, evaluator.params.maxDets.index(max_dets)]
+    if max_dets == 100:
+        evaluator.summarize()
+        return {key: math.nan if value == -1 else float(value) for key, value in zip(COCO_KEYS, evaluator.stats, strict=True)}
+    precision, recall = evaluator.eval["precision"], evaluator.eval["recall"]  # [T, R, K, A, M], [T, K, A, M]
 
     def mean(p):
-        return float(p[p > -1].mean()) if (p > -1).any() else -1.0
+        return float(p[p > -1].mean()) if (p > -1).any() else math.nan
 
-    return mean(precision), mean(precision[0]), mean(precision[5])
+    sizes = {"small": 1, "medium": 2, "large": 3}  # COCOeval's areaRngLbl
+    return {
+        "mAP": mean(precision[..., 0, -1]),
+        "AP50": mean(precision[0, ..., 0, -1]),
+        "AP75": mean(precision[5, ..., 0, -1]),
+        **{f"AP_{name}": mean(precision[..., a, -1]) for name, a in sizes.items()},
+        **{f"AR@{k}": mean(recall[..., 0, m]) for m, k in enumerate(cutoffs)},
+        **{f"AR_{name}": mean(recall[..., a, -1]) for name, a in sizes.items()},
+    }
 
 
-def _synthetic_set(rng, n_images, labels=("cat", "dog", "car")):
+def _assert_matches_cocoeval(detections, ground_truth, crowd=None, area=None, max_dets=100):
+    ours = coco_map(detections, ground_truth, crowd=crowd, max_dets=max_dets, area=area)
+    theirs = _cocoeval(detections, ground_truth, crowd, area, max_dets)
+    assert list(ours) == list(theirs)
+    assert ours == pytest.approx(theirs, abs=1e-12, nan_ok=True)
+    return ours
+
+
+def _synthetic_set(rng, n_images, labels=("cat", "dog", "car"), size=100.0):
     detections, ground_truth = [], []
     for _ in range(n_images):
-        gts = [Detection(tuple(b), 1.0, str(rng.choice(labels))) for b in _random_boxes(rng, rng.integers(0, 5))]
+        gts = [Detection(tuple(b), 1.0, str(rng.choice(labels))) for b in _random_boxes(rng, rng.integers(0, 5), size)]
         dets = []
         for g in gts:  # noisy copies, some mislabelled, some missing
             if rng.random() < 0.8:  # shift and rescale, keeping the box valid
@@ -158,7 +189,7 @@ def _synthetic_set(rng, n_images, labels=("cat", "dog", "car")):
                 label = g.label if rng.random() < 0.85 else str(rng.choice(labels))
                 dets.append(Detection(tuple(box), float(rng.random()), label))
         dets += [Detection(tuple(b), float(rng.random()), str(rng.choice(labels)))
-                 for b in _random_boxes(rng, rng.integers(0, 3))]
+                 for b in _random_boxes(rng, rng.integers(0, 3), size)]
         detections.append(dets)
         ground_truth.append(gts)
     return detections, ground_truth
@@ -168,17 +199,34 @@ def _synthetic_set(rng, n_images, labels=("cat", "dog", "car")):
 def test_coco_map_matches_cocoeval(seed, capsys):
     pytest.importorskip("pycocotools")
     detections, ground_truth = _synthetic_set(np.random.default_rng(seed), 12)
-    ours = coco_map(detections, ground_truth)
-    theirs = _cocoeval(detections, ground_truth)
-    assert [ours["mAP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(theirs), abs=1e-12)
+    ours = _assert_matches_cocoeval(detections, ground_truth)
     assert 0.05 < ours["mAP"] < 0.95
+    assert math.isnan(ours["AP_large"]) and math.isnan(ours["AR_large"])  # boxes of at most 50 x 50: no large ones
+
+
+@pytest.mark.parametrize("seed", [8, 9, 10])
+def test_coco_map_area_splits_match_cocoeval(seed, capsys):
+    pytest.importorskip("pycocotools")
+    rng = np.random.default_rng(seed)
+    detections, ground_truth = _synthetic_set(rng, 20, size=400.0)  # boxes of 1 to 200 pixels a side
+    # a segment covers part of its box: the annotation's area, not the box's, picks the split
+    area = [[(g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) * rng.uniform(0.3, 1.0) for g in image] for image in ground_truth]
+    ground_truth[0].append(Detection((0.0, 0.0, 32.0, 32.0), 1.0, "cat"))  # exactly 32²: both small and medium
+    area[0].append(32.0**2)
+    detections[0].append(Detection((0.0, 0.0, 32.0, 32.0), 0.5, "cat"))
+    ours = _assert_matches_cocoeval(detections, ground_truth, area=area)
+    assert ours != coco_map(detections, ground_truth)  # the areas matter
+    counts = Counter(
+        name for image in area for a in image for name, (low, high) in AREA_RANGES.items() if low <= a <= high and name != "all"
+    )
+    assert min(counts.values()) >= 5 and all(0.0 < ours[f"AP_{name}"] < 1.0 for name in counts)
 
 
 @pytest.mark.parametrize("seed", [4, 5, 6])
 def test_coco_map_with_crowd_regions_matches_cocoeval(seed, capsys):
     pytest.importorskip("pycocotools")
     rng = np.random.default_rng(seed)
-    detections, ground_truth = _synthetic_set(rng, 12)
+    detections, ground_truth = _synthetic_set(rng, 12, size=200.0)
     crowd = [[bool(rng.random() < 0.3) for _ in image] for image in ground_truth]
     for i, image in enumerate(ground_truth):  # detections inside crowd regions: ignored, not false positives
         for g, c in zip(image, crowd[i], strict=True):
@@ -186,9 +234,7 @@ def test_coco_map_with_crowd_regions_matches_cocoeval(seed, capsys):
                 x1, y1, x2, y2 = g.box
                 detections[i].append(Detection((x1, y1, (x1 + x2) / 2, (y1 + y2) / 2), float(rng.random()), g.label))
     assert sum(map(sum, crowd)) >= 2
-    ours = coco_map(detections, ground_truth, crowd=crowd)
-    theirs = _cocoeval(detections, ground_truth, crowd)
-    assert [ours["mAP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(theirs), abs=1e-12)
+    ours = _assert_matches_cocoeval(detections, ground_truth, crowd)
     plain = coco_map(detections, ground_truth)
     assert plain["mAP"] != ours["mAP"]  # the crowd flags matter
 
@@ -196,18 +242,19 @@ def test_coco_map_with_crowd_regions_matches_cocoeval(seed, capsys):
 @pytest.mark.parametrize("max_dets", [1, 10])
 def test_coco_map_max_dets_matches_cocoeval(max_dets, capsys):
     pytest.importorskip("pycocotools")
-    detections, ground_truth = _synthetic_set(np.random.default_rng(7), 12)
-    ours = coco_map(detections, ground_truth, max_dets=max_dets)
-    theirs = _cocoeval(detections, ground_truth, max_dets=max_dets)
-    assert [ours["mAP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(theirs), abs=1e-12)
+    detections, ground_truth = _synthetic_set(np.random.default_rng(7), 12, size=300.0)
+    ours = _assert_matches_cocoeval(detections, ground_truth, max_dets=max_dets)
+    assert list(ours)[6:-3] == [f"AR@{k}" for k in (1, 10) if k <= max_dets]
 
 
-def test_coco_map_empty_results_and_perfect():
+def test_coco_map_empty_results_and_perfect(capsys):
     pytest.importorskip("pycocotools")
     _, ground_truth = _synthetic_set(np.random.default_rng(3), 6)
     empty = [[] for _ in ground_truth]
-    assert coco_map(empty, ground_truth) == {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
-    assert list(_cocoeval(empty, ground_truth)) == [0.0, 0.0, 0.0]
-    perfect = coco_map(ground_truth, ground_truth)
-    assert perfect == {"mAP": 1.0, "AP50": 1.0, "AP75": 1.0}
+    nan = dict.fromkeys(["AP_large", "AR_large"], math.nan)  # nothing large in the ground truth
+    zeros = {key: 0.0 for key in COCO_KEYS} | nan
+    assert _assert_matches_cocoeval(empty, ground_truth) == pytest.approx(zeros, nan_ok=True)
+    perfect = _assert_matches_cocoeval(ground_truth, ground_truth)
+    assert perfect == pytest.approx({key: 1.0 for key in COCO_KEYS} | nan | {"AR@1": perfect["AR@1"]}, nan_ok=True)
+    assert perfect["AR@1"] < 1.0  # some images hold several boxes of one label
     assert all(math.isnan(v) for v in coco_map([[]], [[]]).values())
