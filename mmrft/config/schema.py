@@ -23,6 +23,10 @@ class ModelConfig:
     """Upper pixel budget per image (overrides the processor's); None keeps the processor's."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights' dtype. bfloat16 is for GPUs."""
+    autocast: Literal["bfloat16", "float16"] | None = None
+    """Mixed precision: the policy's forwards (sampling and training) run under torch.autocast in
+    this dtype while weights, gradients and optimizer state stay in ``dtype`` (bfloat16 on GPUs).
+    Log-probs are taken from float32 logits either way. None: off."""
     freeze_vision: bool = False
     """Keep the vision encoder's weights fixed (patch embedding and blocks; not the projector)."""
     freeze_projector: bool = False

@@ -139,6 +139,8 @@ def load_policy(model_config, video_config=None) -> QwenVLPolicy:
     video = {} if video_config is None else {k: v for k, v in vars(video_config).items() if v is not None}
     if "nframes" in video:
         video.pop("fps", None)
-    policy = QwenVLPolicy(model, processor, coord_convention=convention, image_pixels=pixels, video_options=video)
+    policy = QwenVLPolicy(
+        model, processor, coord_convention=convention, image_pixels=pixels, video_options=video, autocast=model_config.autocast
+    )
     policy.peft = peft
     return policy

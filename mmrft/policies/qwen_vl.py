@@ -85,12 +85,14 @@ class QwenVLPolicy:
         coord_convention: str,
         image_pixels: dict[str, int] | None = None,
         video_options: dict | None = None,
+        autocast: str | None = None,
     ):
         self.model = model
         self.processor = processor
         self.coord_convention = coord_convention
         self.image_pixels = image_pixels or {}
         self.video_options = video_options or {}
+        self.autocast = getattr(torch, autocast) if autocast else None  # mixed-precision dtype of the forwards
         self.peft = None  # the PeftModel wrapping ``model`` when LoRA adapters train (see loading.add_lora)
         tok = processor.tokenizer
         self.pad_id = tok.pad_token_id
@@ -107,9 +109,19 @@ class QwenVLPolicy:
         """Process samples into a :class:`PromptBatch` (left-padded, visuals deduplicated)."""
         return build_prompt_batch(samples, self.processor, self.model, self.image_pixels, self.video_options)
 
+    def _precision(self, model):
+        """Autocast in the mixed-precision dtype when there is one (a no-op otherwise)."""
+        return torch.autocast(model.device.type, dtype=self.autocast, enabled=self.autocast is not None)
+
+    def _forward(self, model, **inputs):
+        with self._precision(model):
+            return model(**inputs)
+
     def _encode(self, batch: PromptBatch, prompt_rows: list[int], model=None) -> dict | None:
         """Vision-tower outputs for rows continuing ``prompt_rows``: each unique visual encoded once."""
-        encoded = encode_visuals(model or self.model, batch)
+        model = model or self.model
+        with self._precision(model):
+            encoded = encode_visuals(model, batch)
         self.vision_encodes += batch.num_visuals
         return gather_for_rows(encoded, batch, prompt_rows)
 
@@ -136,7 +148,8 @@ class QwenVLPolicy:
         batch = batch.to(device)
         stop_ids = self.stop_ids.to(device)
         P = len(batch)
-        out = model(
+        out = self._forward(
+            model,
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
@@ -171,7 +184,8 @@ class QwenVLPolicy:
             if bool(done.all()) or t == max_new_tokens - 1:
                 break
             attention = torch.cat([attention, torch.ones(N, 1, dtype=attention.dtype, device=device)], dim=1)
-            out = model(
+            out = self._forward(
+                model,
                 input_ids=token[:, None],
                 attention_mask=attention,
                 position_ids=(position + t).view(1, N, 1).expand(3, N, 1),
@@ -245,7 +259,8 @@ class QwenVLPolicy:
 
     def _full_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
         """(N, T, V) logits predicting each completion token: one forward over prompt + completion rows."""
-        out = model(
+        out = self._forward(
+            model,
             input_ids=torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1),
             attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
             position_ids=torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2),
@@ -257,7 +272,8 @@ class QwenVLPolicy:
 
     def _shared_prefix_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
         """(N, T, V) logits as :meth:`_full_logits`, from one prompt forward shared through its cache."""
-        prefill = model(
+        prefill = self._forward(
+            model,
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
@@ -267,7 +283,8 @@ class QwenVLPolicy:
         )
         cache = prefill.cache
         cache.reorder_cache(prompt_index)  # row i continues prompt prompt_index[i] (differentiable index_select)
-        out = model(
+        out = self._forward(
+            model,
             input_ids=completion_ids,
             attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
             position_ids=completion_pos,

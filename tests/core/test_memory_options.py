@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -65,3 +66,27 @@ def test_freezing_everything_is_an_error(load_tiny_policy):
     model = load_tiny_policy("qwen2_5_vl").model
     with pytest.raises(ModelLoadError, match="every part of the model is frozen"):
         freeze(model, vision=True, projector=True, language=True)
+
+
+def test_autocast_bfloat16_runs_the_forwards_in_bf16_and_keeps_float32_weights(tmp_path, make_train_config, length_reward):
+    config = make_train_config(tmp_path, rewards=[{"name": length_reward}], model={"autocast": "bfloat16"})
+    trainer = GRPOTrainer(config)
+    seen = []
+    layer = trainer.model.model.language_model.layers[0].mlp.down_proj
+    hook = layer.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    metrics = trainer.train_step(trainer.stream.next_batch(config.batch_size))
+    hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}  # sampling and training forwards alike
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert math.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
+
+    # The same completions scored in float32: bf16 rounding moves log-probs only a little.
+    policy, samples = trainer.policy, trainer.stream.next_batch(config.batch_size)
+    batch = policy.prompts(samples)
+    rollout = policy.sample(batch, 4, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mixed, _ = policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
+        policy.autocast = None
+        full, _ = policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
+    mask = rollout.completion_mask.bool()
+    assert 0 < (mixed - full).abs()[mask].max() < 0.1
