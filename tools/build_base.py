@@ -3,7 +3,7 @@
     python tools/build_base.py                 # ~40 minutes on 2 CPU cores
     python tools/build_base.py --minutes 5     # a quicker, weaker base
     python tools/build_base.py --config configs/pretrain_video_base.yaml \
-        --run-dir runs/pretrain_video_base --out models/tiny-qwen2_5_vl-video-base
+        --run-dir runs/pretrain_video_base --out models/tiny-qwen2_5_vl-video-base --card tools/video_base_card.md
 
 Runs ``mmrft train CONFIG`` (seeded: same data, same init, same order; default
 configs/pretrain_base.yaml), then copies the final weights and processor to the output
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=40.0, help="pretraining wall time")
     parser.add_argument("--run-dir", default="runs/pretrain_base")
     parser.add_argument("--out", default="models/tiny-qwen2_5_vl-base")
+    parser.add_argument("--card", default="tools/base_card.md", help="model card template")
     parser.add_argument("--skip-training", action="store_true", help="only package an existing run")
     args = parser.parse_args()
     run_dir, out = ROOT / args.run_dir, ROOT / args.out
@@ -43,7 +44,7 @@ def main() -> None:
     (out / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log if any(k.startswith("eval/") for k in r)))
     shutil.copy(run_dir / "config.yaml", out / "pretrain_config.yaml")
     final = summary["final"]["heldout"]["metrics"]
-    card = (ROOT / "tools" / "base_card.md").read_text().format(
+    card = (ROOT / args.card).read_text().format(
         steps=summary["steps"], metrics=_metrics(final), n=summary["final"]["heldout"]["n"]
     )
     train = summary["final"]["train"]["metrics"]
