@@ -96,3 +96,17 @@ def test_vision_encodes_counts_unique_images(load_tiny_policy, grounding_data):
     with torch.no_grad():
         policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask)
     assert policy.vision_encodes == 4
+
+
+def test_prompt_batch_to_moves_every_tensor(load_tiny_policy, grounding_data):
+    """What the policy sends to the model's device: every tensor of the batch, visual banks included."""
+    policy = load_tiny_policy("qwen2_5_vl")
+    dataset = JsonlDataset(grounding_data.train)
+    batch = policy.prompts([dataset[0], dataset[1]])
+    assert batch.to(torch.device("cpu")) is batch  # already there: no copy
+    moved = batch.to(torch.device("meta"))
+    tensors = [moved.input_ids, moved.attention_mask, moved.mm_token_type_ids, moved.position_ids]
+    tensors += moved.visuals.pixel_values + moved.visuals.grid_thw
+    assert len(moved.visuals) == 2 and all(t.device.type == "meta" for t in tensors)
+    assert moved.sample_ids == batch.sample_ids and moved.visual_index == batch.visual_index
+    assert batch.input_ids.device.type == "cpu"  # the original is untouched
