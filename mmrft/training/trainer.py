@@ -26,6 +26,7 @@ from mmrft.data.jsonl import JsonlDataset
 from mmrft.data.synthetic import write_synthetic_split
 from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_model_and_processor, load_policy
+from mmrft.policies.qwen_vl import TrainingForward
 from mmrft.training.checkpoint import (
     latest_valid_checkpoint,
     load_adapter,
@@ -35,7 +36,6 @@ from mmrft.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mmrft.policies.qwen_vl import TrainingForward
 from mmrft.training.distributed import Processes
 from mmrft.training.run_dir import RunDir
 from mmrft.training.stream import make_stream
