@@ -117,6 +117,19 @@ class QwenVLPolicy:
         with self._precision(model):
             return model(**inputs)
 
+    def _prefill(self, model, batch: PromptBatch):
+        """One forward over every prompt of ``batch`` (vision tower included), keeping its KV cache
+        and the logits of its last position: what its completions continue."""
+        return self._forward(
+            model,
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            mm_encoder_outputs=self._encode(batch, list(range(len(batch))), model),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+
     def _encode(self, batch: PromptBatch, prompt_rows: list[int], model=None) -> dict | None:
         """Vision-tower outputs for rows continuing ``prompt_rows``: each unique visual encoded once."""
         model = model or self.model
@@ -148,15 +161,7 @@ class QwenVLPolicy:
         batch = batch.to(device)
         stop_ids = self.stop_ids.to(device)
         P = len(batch)
-        out = self._forward(
-            model,
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            mm_encoder_outputs=self._encode(batch, list(range(P))),
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        out = self._prefill(model, batch)
         cache = out.cache
         cache.batch_repeat_interleave(num_samples)
         logits = out.logits[:, -1].repeat_interleave(num_samples, 0)
@@ -272,15 +277,7 @@ class QwenVLPolicy:
 
     def _shared_prefix_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
         """(N, T, V) logits as :meth:`_full_logits`, from one prompt forward shared through its cache."""
-        prefill = self._forward(
-            model,
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            mm_encoder_outputs=self._encode(batch, list(range(len(batch))), model),
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        prefill = self._prefill(model, batch)
         cache = prefill.cache
         cache.reorder_cache(prompt_index)  # row i continues prompt prompt_index[i] (differentiable index_select)
         out = self._forward(
