@@ -237,6 +237,15 @@ class GRPOTrainer(Trainer):
         lengths = [int(prompt_lengths[p] + completion_lengths[r].max()) for p, r in enumerate(rows)]
         return token_budget_batches(lengths, [len(r) for r in rows], budget)
 
+    @staticmethod
+    def idle_part(generated: list[Scored]) -> Scored:
+        """For a process left with nothing to train (all its groups filtered) while others train:
+        one generated group with zero advantages, updated with weight 0 so that the process still
+        takes part in the gradient reduction."""
+        part = generated[0].select([0])
+        part.advantages = torch.zeros(len(part.rollout))
+        return part
+
     def update(self, parts: list[Scored], weight: float = 1.0) -> dict:
         """One optimizer step over ``parts`` (gradient accumulation over their micro-batches).
 
@@ -319,12 +328,7 @@ class GRPOTrainer(Trainer):
         t0 = time.perf_counter()
         if self.processes.any(bool(trained)):
             self.assign_advantages(trained)
-            # A process left with nothing to train (all its groups filtered) backs a zero-weight
-            # micro-batch so that it still takes part in the gradient reduction.
-            weight = 1.0 if trained else 0.0
-            if not trained:
-                trained = [generated[0].select([0])]
-                trained[0].advantages = torch.zeros(len(trained[0].rollout))
+            trained, weight = (trained, 1.0) if trained else ([self.idle_part(generated)], 0.0)
             for _ in range(algo.num_iterations):
                 update_metrics = self.update(trained, weight)
         timings["update_s"] = time.perf_counter() - t0

@@ -38,8 +38,7 @@ def main(config_path: str, out: str, half: bool) -> None:
     trainer.assign_advantages(parts)
     weight = 1.0
     if not parts:  # as GRPOTrainer.train_step does for a process with nothing to train
-        parts, weight = [scored.select([0])], 0.0
-        parts[0].advantages = torch.zeros(len(parts[0].rollout))
+        parts, weight = [trainer.idle_part([scored])], 0.0
 
     grads = {}
     step = trainer.optimizer_step
