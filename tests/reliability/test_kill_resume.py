@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from mmrft.training.checkpoint import list_checkpoints, verify_checkpoint
 
 pytestmark = pytest.mark.faults
-STEPS = 10
+STEPS = 20  # enough steps that six kills, each after one or more new steps, land before the end
 LAUNCH = "import sys; from mmrft.cli import main; sys.exit(main())"
 
 
