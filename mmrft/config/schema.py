@@ -191,7 +191,10 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """AdamW betas."""
     warmup_steps: int = 0
-    """Linear warmup from 0 to lr over this many optimizer steps, then constant."""
+    """Linear warmup from 0 to lr over this many optimizer steps."""
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """After warmup: hold lr, or decay it to 0 at max_steps linearly (TRL's default) or along a
+    half cosine."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm (0 disables)."""
     grad_accum: int = 1

@@ -16,6 +16,7 @@ import resource
 import signal
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -50,6 +51,18 @@ def peak_memory_gb() -> float:
         torch.cuda.reset_peak_memory_stats()
         return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is KiB on Linux
+
+
+def lr_factor(schedule: str, warmup: int, total: int, step: int) -> float:
+    """The lr multiplier of optimizer step `step` (0-based): linear warmup to 1, then `schedule`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
 
 
 class NonFiniteError(RuntimeError):
@@ -95,9 +108,8 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = config.optim
         self.optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
-        warmup = max(opt.warmup_steps, 0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+            self.optimizer, partial(lr_factor, opt.lr_schedule, max(opt.warmup_steps, 0), config.max_steps)
         )
         self.generator = torch.Generator(self.processes.device).manual_seed(config.seed + self.processes.rank)  # sampling
         self.step = 0
