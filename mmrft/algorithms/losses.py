@@ -120,3 +120,11 @@ def entropy_bonus_coef(coef: float, entropy: float, target: float | None, step_s
         return coef
     change = step_size if entropy < target else -step_size
     return min(max(coef + change, 0.0), max_coef)
+
+
+def truncated_is_weights(train_logprobs: torch.Tensor, rollout_logprobs: torch.Tensor, mask: torch.Tensor, cap: float) -> torch.Tensor:
+    """Per-token truncated importance weights min(pi_train / pi_rollout, cap) (Yao et al. 2025's TIS,
+    TRL's ``token_truncate``): the correction for sampling with one engine and training with another.
+    1 where ``mask`` is 0."""
+    ratio = (train_logprobs - rollout_logprobs).masked_fill(mask == 0, 0.0).exp()
+    return ratio.clamp(max=cap).detach()

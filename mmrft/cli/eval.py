@@ -12,7 +12,7 @@ from mmrft.data.jsonl import JsonlDataset
 from mmrft.eval.benchmarks import BENCHMARKS
 from mmrft.eval.evaluate import evaluate
 from mmrft.eval.report import comparison_table
-from mmrft.policies.loading import load_policy
+from mmrft.policies.loading import load_policy, resolve_model
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -34,6 +34,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--coord-convention", help="override the model's box convention")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--backend", choices=("hf", "vllm"), default="hf",
+        help="hf: mmrft's own greedy decoding; vllm: a vLLM engine (extra mmrft[vllm], a GPU), same prompts and scoring",
+    )
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.5, help="vLLM's share of GPU memory (--backend vllm)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted eval: keep the samples already in samples.jsonl")
     parser.add_argument(
         "--frame-schedule", type=int, nargs="+",
@@ -71,7 +76,14 @@ def evaluate_model(args: argparse.Namespace, model: str, out: Path, data) -> dic
         with open(samples_path, "a") as f:
             f.write("".join(json.dumps(row) + "\n" for row in rows))
 
-    result = evaluate(policy, data, args.limit, args.batch_size, args.max_new_tokens, done=done, on_rows=append, progress=True)
+    sampler = None
+    if args.backend == "vllm":
+        from mmrft.policies.vllm_engine import VLLMSampler
+
+        sampler = VLLMSampler(policy, resolve_model(model), args.gpu_memory_utilization, sleep=False)
+    result = evaluate(
+        policy, data, args.limit, args.batch_size, args.max_new_tokens, done=done, on_rows=append, progress=True, sampler=sampler
+    )
     samples_path.write_text("".join(json.dumps(row) + "\n" for row in result.samples))  # in index order
     report = result.as_json(args.benchmark or Path(args.data[0]).stem, model)
     (out / "eval.json").write_text(json.dumps(report, indent=2))

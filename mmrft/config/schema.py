@@ -102,6 +102,18 @@ class GenerationConfig:
     """Sampling temperature (also divides the logits in the training forward, as in TRL)."""
     top_p: float = 1.0
     """Nucleus sampling threshold."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """hf: mmrft's own sampler (shared prefill, any device). vllm: a vLLM engine colocated in the
+    training process (extra ``mmrft[vllm]``, a GPU), weights pushed after each update."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Share of GPU memory the vLLM engine may take (weights plus KV cache)."""
+    vllm_sleep: bool = True
+    """Put the vLLM engine to sleep (level 2: weights and KV cache freed) during training steps."""
+    vllm_max_model_len: int | None = None
+    """vLLM's context length (prompt plus completion); unset: the model's."""
+    vllm_is_cap: float = 2.0
+    """Truncated importance sampling: each token's loss is weighted by min(pi_train / pi_vllm, cap),
+    correcting for the two engines' different log-probs of the same tokens (0 turns it off)."""
 
 
 @dataclass

@@ -171,13 +171,15 @@ def evaluate(
     done: dict[int, dict] | None = None,
     on_rows=None,
     progress: bool = False,
+    sampler=None,
 ) -> EvalResult:
     """Greedy-decode the first ``limit`` samples of ``dataset`` and score them by task.
 
     ``done`` maps sample index -> a row from an interrupted run: those samples are not decoded
     again. ``on_rows(rows)`` receives each batch's new rows as soon as they are scored (to
     append them to samples.jsonl). Metrics are means over all ``n`` rows; a row without a metric
-    (a broken sample) counts as 0.
+    (a broken sample) counts as 0. ``sampler`` (a :class:`mmrft.policies.vllm_engine.VLLMSampler`)
+    decodes instead of the policy's own sampler.
     """
     n = len(dataset) if limit is None else min(limit, len(dataset))
     done = dict(done or {})
@@ -198,7 +200,10 @@ def evaluate(
                 )
         if good:
             batch = policy.prompts([sample for _, sample in good])
-            rollout = policy.sample(batch, num_samples=1, max_new_tokens=max_new_tokens, temperature=0.0)
+            if sampler is None:
+                rollout = policy.sample(batch, num_samples=1, max_new_tokens=max_new_tokens, temperature=0.0)
+            else:
+                rollout = sampler.sample([sample for _, sample in good], 1, max_new_tokens, temperature=0.0)
             for k, ((i, sample), text) in enumerate(zip(good, rollout.texts, strict=True)):
                 meta = {"image_size": batch.image_sizes[k], "input_size": batch.input_sizes[k], "convention": policy.coord_convention}
                 scored = TASK_SCORERS.get(sample["task"])(text, sample, meta)

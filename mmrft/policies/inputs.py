@@ -146,6 +146,57 @@ def _video_key(path: str, settings: dict) -> str:
     return path + "|" + ",".join(f"{k}={settings[k]}" for k in sorted(settings))
 
 
+@dataclass
+class PromptParts:
+    """One sample's prompt before tokenisation: the chat-templated text and its visuals, sized for the model."""
+
+    text: str
+    image_items: list[dict]
+    images: list  # PIL images, resized by qwen-vl-utils to the pixel budget
+    clips: list[DecodedVideo]
+    video_keys: list[str]  # per clip, its path and decoding settings
+
+    def video_kwargs(self) -> dict:
+        """Processor keyword arguments for the decoded clips: frames as sampled, not re-sampled."""
+        if not self.clips:
+            return {}
+        return {
+            "videos": [c.frames for c in self.clips],
+            # total_num_frames is the clipped span, so sampled_fps matches qwen-vl-utils' sample fps
+            "video_metadata": [
+                {"fps": c.info.fps, "frames_indices": c.indices, "total_num_frames": c.indices[-1] - c.indices[0] + 1}
+                for c in self.clips
+            ],
+            "do_sample_frames": False,
+            "videos_kwargs": {"do_resize": False, "cap_pixels_per_frame": True},  # frames come sized; silences a v5 warning
+        }
+
+
+def prompt_parts(
+    sample: dict,
+    processor,
+    image_pixels: dict[str, int] | None = None,
+    video_options: dict | None = None,
+    decoded: dict[str, DecodedVideo] | None = None,
+) -> PromptParts:
+    """Template ``sample``'s prompt and load its images and videos (each unique video decoded once per ``decoded`` cache)."""
+    decoded = {} if decoded is None else decoded
+    patch = processor.image_processor.patch_size
+    messages = prompt_messages(sample, image_pixels)
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    image_items, video_items = _items(messages, "image"), _items(messages, "video")
+    images = [fetch_image(item, image_patch_size=patch) for item in image_items]
+    clips, keys = [], []
+    for item in video_items:
+        settings = _video_settings(item, {"patch_size": patch, **(video_options or {})})
+        key = _video_key(str(item["video"]), settings)
+        if key not in decoded:
+            decoded[key] = decode_video(item["video"], **settings)
+        clips.append(decoded[key])
+        keys.append(key)
+    return PromptParts(text, image_items, images, clips, keys)
+
+
 def build_prompt_batch(
     samples: list[dict],
     processor,
@@ -165,31 +216,9 @@ def build_prompt_batch(
     patch = processor.image_processor.patch_size
     temporal = getattr(processor.video_processor, "temporal_patch_size", 2)
     for sample in samples:
-        messages = prompt_messages(sample, image_pixels)
-        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        image_items, video_items = _items(messages, "image"), _items(messages, "video")
-        images = [fetch_image(item, image_patch_size=patch) for item in image_items]
-        clips, keys = [], []
-        for item in video_items:
-            settings = _video_settings(item, {"patch_size": patch, **(video_options or {})})
-            key = _video_key(str(item["video"]), settings)
-            if key not in decoded:
-                decoded[key] = decode_video(item["video"], **settings)
-            clips.append(decoded[key])
-            keys.append(key)
-        video_kwargs = {}
-        if clips:
-            video_kwargs = {
-                "videos": [c.frames for c in clips],
-                # total_num_frames is the clipped span, so sampled_fps matches qwen-vl-utils' sample fps
-                "video_metadata": [
-                    {"fps": c.info.fps, "frames_indices": c.indices, "total_num_frames": c.indices[-1] - c.indices[0] + 1}
-                    for c in clips
-                ],
-                "do_sample_frames": False,
-                "videos_kwargs": {"do_resize": False, "cap_pixels_per_frame": True},  # frames come sized; silences a v5 warning
-            }
-        enc = processor(text=[text], images=images or None, return_tensors="pt", **video_kwargs)
+        parts = prompt_parts(sample, processor, image_pixels, video_options, decoded)
+        image_items, clips, keys = parts.image_items, parts.clips, parts.video_keys
+        enc = processor(text=[parts.text], images=parts.images or None, return_tensors="pt", **parts.video_kwargs())
         indices, offset = [], 0
         grids = enc.get("image_grid_thw")
         for k, item in enumerate(image_items):

@@ -198,7 +198,12 @@ class QwenVLPolicy:
                 use_cache=True,
             )
             logits = out.logits[:, -1]
-        completion_ids = torch.stack(tokens, 1).cpu()  # rollouts live on the CPU, beside the rewards
+        # rollouts live on the CPU, beside the rewards
+        return self.rollout(torch.stack(tokens, 1).cpu(), torch.stack(logprobs, 1).cpu(), num_samples)
+
+    def rollout(self, completion_ids: torch.Tensor, logprobs: torch.Tensor, num_samples: int) -> Rollout:
+        """A :class:`Rollout` from sampled tokens (N, T) and their log-probs, ``num_samples`` rows per
+        prompt in prompt order: masked after the first stop token and decoded."""
         is_stop = torch.isin(completion_ids, self.stop_ids)
         # Mask: every token up to and including the first stop token.
         after_stop = (is_stop.cumsum(1) - is_stop.long()) > 0
@@ -207,10 +212,10 @@ class QwenVLPolicy:
             completion_ids.masked_fill(~completion_mask.bool() | is_stop, self.pad_id), skip_special_tokens=True
         )
         return Rollout(
-            prompt_index=torch.arange(P).repeat_interleave(num_samples),
+            prompt_index=torch.arange(len(completion_ids) // num_samples).repeat_interleave(num_samples),
             completion_ids=completion_ids,
             completion_mask=completion_mask,
-            logprobs=torch.stack(logprobs, 1).cpu() * completion_mask,
+            logprobs=logprobs * completion_mask,
             texts=texts,
             truncated=~is_stop.any(1),
         )

@@ -16,9 +16,9 @@ from mmrft.algorithms.advantages import ADVANTAGES
 from mmrft.config import ConfigError
 from mmrft.algorithms.chord import sft_coef_at, weighted_sft_loss
 from mmrft.algorithms.filtering import informative_groups
-from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate, entropy_bonus_coef
+from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate, entropy_bonus_coef, truncated_is_weights
 from mmrft.policies.inputs import PromptBatch, select_prompts
-from mmrft.policies.loading import load_model_and_processor
+from mmrft.policies.loading import load_model_and_processor, resolve_model
 from mmrft.policies.qwen_vl import Rollout
 from mmrft.rewards import call_components, call_reward, reward_spec
 from mmrft.training.batching import micro_batches, token_budget_batches
@@ -83,6 +83,7 @@ class Scored:
     task_rewards: torch.Tensor  # (N,) weighted sum of the task rewards alone
     components: dict[str, torch.Tensor]
     ref_logprobs: torch.Tensor | None = None  # (N, T) under the frozen reference, when beta > 0
+    is_weights: torch.Tensor | None = None  # (N, T) truncated importance weights of vLLM rollouts
     advantages: torch.Tensor | None = field(default=None, repr=False)
 
     def select(self, prompts: list[int]) -> Scored:
@@ -97,6 +98,7 @@ class Scored:
             task_rewards=self.task_rewards[rows],
             components={k: v[rows] for k, v in self.components.items()},
             ref_logprobs=None if self.ref_logprobs is None else self.ref_logprobs[rows, :width],
+            is_weights=None if self.is_weights is None else self.is_weights[rows, :width],
             advantages=None if self.advantages is None else self.advantages[rows],
         )
 
@@ -129,6 +131,17 @@ class GRPOTrainer(Trainer):
         if algo.beta > 0:  # the reference is loaded only when its KL term is on
             self.ref_model, _ = load_model_and_processor(config.model.name_or_path, config.model.dtype)
             self.ref_model.requires_grad_(False).eval().to(self.processes.device)
+        self.vllm = None
+        gen = config.generation
+        if gen.backend == "vllm":
+            if self.processes.world > 1:
+                raise ConfigError("generation.backend: vllm runs with one training process for now; launch one")
+            from mmrft.policies.vllm_engine import VLLMSampler
+
+            self.vllm = VLLMSampler(
+                self.policy, resolve_model(config.model.name_or_path), gen.vllm_gpu_memory_utilization,
+                gen.vllm_max_model_len, gen.vllm_sleep, config.seed,
+            )
 
     # -- collect ----------------------------------------------------------------------------
     def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:
@@ -138,7 +151,11 @@ class GRPOTrainer(Trainer):
         t0 = time.perf_counter()
         timings["prepare_s"] += t0 - t_prepare
         self.model.eval()
-        rollout = policy.sample(batch, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, generator=self.generator)
+        if self.vllm is None:
+            rollout = policy.sample(batch, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, generator=self.generator)
+        else:
+            seed = int(torch.randint(2**31 - 1, (1,), generator=self.generator, device=self.generator.device))
+            rollout = self.vllm.sample(samples, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, seed)
         self.model.train()
         t1 = time.perf_counter()
         rewards, task, components, metrics = score_completions(
@@ -152,7 +169,26 @@ class GRPOTrainer(Trainer):
                 ref, _ = policy.token_logprobs(
                     batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask, gen.temperature, model=self.ref_model
                 )
-        return Scored(samples, batch, rollout, rewards, task, components, ref), metrics
+        is_weights = None
+        if self.vllm is not None:
+            is_weights, is_metrics = self.correct_engine_mismatch(batch, rollout)
+            metrics.update(is_metrics)
+        return Scored(samples, batch, rollout, rewards, task, components, ref, is_weights), metrics
+
+    def correct_engine_mismatch(self, batch: PromptBatch, rollout: Rollout) -> tuple[torch.Tensor | None, dict]:
+        """vLLM rollouts: the old log-probs become the training engine's own (one no-grad forward),
+        and each token gets its truncated importance weight min(pi_train / pi_vllm, cap)."""
+        gen = self.config.generation
+        mask = rollout.completion_mask
+        with torch.no_grad():
+            old, _ = self.policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, mask, gen.temperature)
+        diff = ((old - rollout.logprobs).abs() * mask).sum() / mask.sum().clamp(min=1)
+        weights = truncated_is_weights(old, rollout.logprobs, mask, gen.vllm_is_cap) if gen.vllm_is_cap > 0 else None
+        rollout.logprobs = old * mask
+        metrics = {"vllm/logprob_abs_diff": diff.item()}
+        if weights is not None:
+            metrics["vllm/is_weight_mean"] = ((weights * mask).sum() / mask.sum().clamp(min=1)).item()
+        return weights, metrics
 
     def collect(self, samples: list[dict], timings: dict) -> tuple[list[Scored], list[Scored], dict]:
         """(groups to train on, everything generated, sampling metrics)."""
@@ -280,6 +316,8 @@ class GRPOTrainer(Trainer):
                     if algo.kl_in == "loss":
                         per_token = per_token + algo.beta * kl
                     sums["kl"] += weight * (kl.detach() * m).sum().item()
+                if sub.is_weights is not None:  # sampled by another engine (vLLM): truncated IS
+                    per_token = per_token * sub.is_weights
                 loss = self.aggregate(per_token, m, num_tokens=num_tokens, num_sequences=num_sequences, max_tokens=gen.max_new_tokens)
                 if self.entropy_coef > 0:
                     loss = loss - self.entropy_coef * (entropy * m).sum() / max(num_tokens, 1.0)
@@ -298,9 +336,12 @@ class GRPOTrainer(Trainer):
                 sums["entropy"] += weight * (entropy.detach() * m).sum().item()
                 sums["clipped"] += weight * (clipped.float() * m).sum().item()
         sums = dict(zip(sums, self.processes.sum(*sums.values())))
+        grad_norm = self.optimizer_step()
+        if self.vllm is not None:
+            self.vllm.mark_updated()
         metrics = {
             "loss": sums["loss"],
-            "grad_norm": self.optimizer_step(),
+            "grad_norm": grad_norm,
             "entropy": sums["entropy"] / max(num_tokens, 1),
             "clip_frac": sums["clipped"] / max(num_tokens, 1),
             "entropy_coef": self.entropy_coef,

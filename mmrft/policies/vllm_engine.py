@@ -1,0 +1,214 @@
+"""Sampling through vLLM (optional extra ``mmrft[vllm]``, GPU machines): the same :class:`Rollout`
+as :meth:`QwenVLPolicy.sample`, for training rollouts (``generation.backend: vllm``) and for
+``mmrft eval --backend vllm``.
+
+The engine is colocated with the trainer in the same process (TRL's colocate mode, vLLM's
+``external_launcher`` executor). With ``sleep`` on it sleeps between rollouts at level 2, which
+frees both its weights and its KV cache for the training step; before the next rollout it wakes
+and gets the training weights pushed in (the weights also go in after every update without
+sleep). Prompts are the ones the HF path builds: the same chat template, the same images resized
+by qwen-vl-utils and the same decoded video frames, so box coordinates mean the same thing.
+
+Log-probs are vLLM's *processed* log-probs (after temperature), which is what the HF sampler
+records; the two engines still differ numerically, which the trainer corrects with truncated
+importance sampling (``generation.vllm_is_cap``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import torch
+
+from mmrft.policies.inputs import PromptParts, prompt_parts
+from mmrft.policies.qwen_vl import QwenVLPolicy, Rollout
+
+SUPPRESSED_BIAS = -100.0
+"""Logit bias of the tokens the HF sampler never emits (vision placeholders, ``<|im_start|>``)."""
+
+
+def require_vllm():
+    """Import vLLM, or say how to get it."""
+    try:
+        import vllm
+    except ImportError as err:
+        raise ImportError(
+            f"generation.backend vllm needs vLLM, which is not importable here ({err}); "
+            "install the extra mmrft[vllm] on a GPU machine (pip install -e '.[vllm]')"
+        ) from None
+    return vllm
+
+
+def multimodal_data(parts: PromptParts) -> dict:
+    """vLLM's ``multi_modal_data`` of one prompt: its images as PIL and each video as
+    (frames (T, H, W, C) uint8, metadata), frames already sampled and sized; the metadata's
+    ``do_sample_frames: False`` keeps vLLM's processor from sampling them again, and its frame
+    indices give Qwen3-VL its timestamps."""
+    data = {}
+    if parts.images:
+        data["image"] = parts.images
+    if parts.clips:
+        data["video"] = [
+            (
+                clip.frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy(),
+                {
+                    "fps": clip.info.fps,
+                    "frames_indices": list(clip.indices),
+                    "total_num_frames": clip.indices[-1] - clip.indices[0] + 1,
+                    "duration": len(clip.indices) / clip.sample_fps,
+                    "do_sample_frames": False,
+                },
+            )
+            for clip in parts.clips
+        ]
+    return data
+
+
+def vllm_requests(policy: QwenVLPolicy, samples: list[dict]) -> list[dict]:
+    """One vLLM prompt per sample: the chat-templated text and its visuals, as the HF path sees them."""
+    decoded: dict = {}  # each unique video decoded once
+    requests = []
+    for sample in samples:
+        parts = prompt_parts(sample, policy.processor, policy.image_pixels, policy.video_options, decoded)
+        request = {"prompt": parts.text}
+        data = multimodal_data(parts)
+        if data:
+            request["multi_modal_data"] = data
+        requests.append(request)
+    return requests
+
+
+def rollout_from_outputs(policy: QwenVLPolicy, token_ids: list[list[int]], logprobs: list[list[float]], num_samples: int) -> Rollout:
+    """A :class:`Rollout` from each completion's token ids and their log-probs (``num_samples``
+    per prompt, in prompt order), padded to the longest; a completion that ended on a stop token
+    keeps it, as the HF sampler's do."""
+    width = max(1, max(len(ids) for ids in token_ids))
+    ids = torch.full((len(token_ids), width), policy.pad_id, dtype=torch.long)
+    lps = torch.zeros((len(token_ids), width))
+    for row, (tokens, values) in enumerate(zip(token_ids, logprobs, strict=True)):
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        lps[row, : len(values)] = torch.tensor(values, dtype=torch.float)
+    return policy.rollout(ids, lps, num_samples)
+
+
+def sampled_logprobs(output) -> list[float]:
+    """The log-prob of each sampled token of one vLLM ``CompletionOutput`` (requested with ``logprobs=0``)."""
+    if output.logprobs is None:
+        raise RuntimeError("vLLM returned no log-probs; the request must set SamplingParams(logprobs=0)")
+    return [step[token].logprob for token, step in zip(output.token_ids, output.logprobs, strict=True)]
+
+
+def training_weights(policy: QwenVLPolicy) -> Iterator[tuple[str, torch.Tensor]]:
+    """The policy's weights under the base model's parameter names; LoRA layers give W + their
+    adapter's delta, computed aside (the module's own weights are never merged in place, which
+    would round the frozen base a little at every push)."""
+    if policy.peft is None:
+        yield from ((name, p.detach()) for name, p in policy.model.state_dict().items())
+        return
+    from peft.tuners.lora import LoraLayer
+
+    deltas = {
+        name: module.get_delta_weight(module.active_adapters[0]).detach()
+        for name, module in policy.peft.base_model.model.named_modules()
+        if isinstance(module, LoraLayer) and module.merged_adapters == []
+    }
+    for name, p in policy.peft.base_model.model.state_dict().items():
+        if "lora_" in name:
+            continue
+        owner = name.rsplit(".base_layer.", 1)[0] if ".base_layer." in name else None
+        if owner is None:
+            yield name, p.detach()
+        elif name.endswith(".base_layer.weight") and owner in deltas:
+            yield f"{owner}.weight", p.detach() + deltas[owner]
+        else:
+            yield name.replace(".base_layer.", "."), p.detach()
+
+
+class VLLMSampler:
+    """A vLLM engine serving one policy's rollouts (see the module docstring)."""
+
+    def __init__(
+        self,
+        policy: QwenVLPolicy,
+        model_path: str,
+        gpu_memory_utilization: float = 0.3,
+        max_model_len: int | None = None,
+        sleep: bool = True,
+        seed: int = 0,
+    ):
+        vllm = require_vllm()
+        for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29533")):
+            os.environ.setdefault(key, value)  # external_launcher runs in this process's (possibly trivial) group
+        self.policy = policy
+        self.sleep_between = sleep
+        self.llm = vllm.LLM(
+            model=model_path,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            enable_sleep_mode=sleep,
+            distributed_executor_backend="external_launcher",
+            seed=seed,
+            logprobs_mode="processed_logprobs",  # after temperature, as the HF sampler records them
+            limit_mm_per_prompt={"image": 4, "video": 1},
+        )
+        self.asleep = False
+        self.stale = True  # the engine holds the weights on disk; training may have resumed from others
+        if sleep:
+            self.llm.sleep(level=2)  # level 2 drops the weights: they are pushed on waking
+            self.asleep = True
+
+    def mark_updated(self) -> None:
+        """The training weights changed: push them before the next rollout."""
+        self.stale = True
+
+    def push_weights(self) -> None:
+        """Load the training model's current weights into the engine."""
+        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
+        with torch.no_grad():
+            runner.model.load_weights(training_weights(self.policy))
+        self.llm.reset_prefix_cache()
+        self.stale = False
+
+    def sample(
+        self,
+        samples: list[dict],
+        num_samples: int = 1,
+        max_new_tokens: int = 32,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> Rollout:
+        """``num_samples`` completions of each sample's prompt (greedy at temperature 0)."""
+        from vllm import SamplingParams
+
+        if self.asleep:
+            self.llm.wake_up(tags=["weights"])
+        if self.stale:
+            self.push_weights()
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
+        params = SamplingParams(
+            n=num_samples,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_new_tokens,
+            logprobs=0,
+            seed=seed,
+            stop_token_ids=self.policy.stop_ids.tolist(),
+            logit_bias={int(t): SUPPRESSED_BIAS for t in self.policy.suppressed_ids.tolist()},
+            skip_special_tokens=False,
+        )
+        outputs = self.llm.generate(vllm_requests(self.policy, samples), sampling_params=params, use_tqdm=False)
+        completions = [c for out in outputs for c in out.outputs]
+        rollout = rollout_from_outputs(
+            self.policy, [list(c.token_ids) for c in completions], [sampled_logprobs(c) for c in completions], num_samples
+        )
+        if self.sleep_between:
+            self.llm.sleep(level=2)
+            self.asleep = self.stale = True
+        return rollout
+
+
+__all__ = ["VLLMSampler", "require_vllm", "rollout_from_outputs", "training_weights", "vllm_requests"]
