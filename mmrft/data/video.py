@@ -80,10 +80,13 @@ class DecordReader(_Reader):
         import decord
 
         self._vr = decord.VideoReader(path)
+        self._info: VideoInfo | None = None
 
     def info(self) -> VideoInfo:
-        height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
-        return VideoInfo(self.path, len(self._vr), float(self._vr.get_avg_fps()), int(width), int(height))
+        if self._info is None:  # decord has no size query: decode the first frame, without a seek
+            height, width = self._vr.next().shape[:2] if len(self._vr) else (0, 0)
+            self._info = VideoInfo(self.path, len(self._vr), float(self._vr.get_avg_fps()), int(width), int(height))
+        return self._info
 
     def frames(self, indices: list[int]) -> np.ndarray:
         return self._vr.get_batch(indices).asnumpy()
