@@ -111,6 +111,9 @@ class GenerationConfig:
     """Put the vLLM engine to sleep (level 2: weights and KV cache freed) during training steps."""
     vllm_max_model_len: int | None = None
     """vLLM's context length (prompt plus completion); unset: the model's."""
+    vllm_server_url: str | None = None
+    """Sample from a separate vLLM server at this URL instead of a colocated engine (images only;
+    start it as the README says). Unset: colocated."""
     vllm_is_cap: float = 2.0
     """Truncated importance sampling: each token's loss is weighted by min(pi_train / pi_vllm, cap),
     correcting for the two engines' different log-probs of the same tokens (0 turns it off)."""
@@ -272,6 +275,8 @@ class TrainConfig:
             raise ConfigError("rewards: a grpo stage needs at least one reward")
         if self.stage == "grpo" and self.generation.num_generations < 2:
             raise ConfigError("generation.num_generations: GRPO needs at least 2 completions per prompt")
+        if self.generation.vllm_server_url and self.generation.backend != "vllm":
+            raise ConfigError("generation.vllm_server_url: a vLLM server is used with generation.backend: vllm")
         if self.optim.micro_batch_tokens is not None and (self.optim.micro_batch_tokens < 1 or self.optim.grad_accum != 1):
             raise ConfigError("optim.micro_batch_tokens: a positive token budget, with optim.grad_accum left at 1")
         if self.batch_size % self.optim.grad_accum:

@@ -99,6 +99,37 @@ def sampled_logprobs(output) -> list[float]:
     return [step[token].logprob for token, step in zip(output.token_ids, output.logprobs, strict=True)]
 
 
+def sampling_extras(policy: QwenVLPolicy, seed: int | None) -> dict:
+    """vLLM sampling parameters that make it sample as the HF path does: the same stop and
+    suppressed tokens, the sampled token's log-prob returned, a seed per request."""
+    return {
+        "logprobs": 0,
+        "seed": seed,
+        "stop_token_ids": policy.stop_ids.tolist(),
+        "logit_bias": {int(t): SUPPRESSED_BIAS for t in policy.suppressed_ids.tolist()},
+        "skip_special_tokens": False,
+    }
+
+
+def place_image_features(features: dict | None, prompt_ids: list[int], image_token_id: int) -> dict | None:
+    """Point server-processed image features at the runs of image tokens in ``prompt_ids`` (the
+    server reports positions in the throwaway conversation it rendered the images in)."""
+    if features is None:
+        return None
+    runs, i = [], 0
+    while i < len(prompt_ids):
+        if prompt_ids[i] == image_token_id:
+            start = i
+            while i < len(prompt_ids) and prompt_ids[i] == image_token_id:
+                i += 1
+            runs.append({"offset": start, "length": i - start})
+        else:
+            i += 1
+    if len(runs) != len(features["mm_placeholders"]["image"]):
+        raise ValueError(f"{len(runs)} runs of image tokens in the prompt, {len(features['mm_placeholders']['image'])} images processed")
+    return {**features, "mm_placeholders": {**features["mm_placeholders"], "image": runs}}
+
+
 def training_weights(policy: QwenVLPolicy) -> Iterator[tuple[str, torch.Tensor]]:
     """The policy's weights under the base model's parameter names; LoRA layers give W + their
     adapter's delta, computed aside (the module's own weights are never merged in place, which
@@ -178,8 +209,10 @@ class VLLMSampler:
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        batch=None,
     ) -> Rollout:
-        """``num_samples`` completions of each sample's prompt (greedy at temperature 0)."""
+        """``num_samples`` completions of each sample's prompt (greedy at temperature 0). ``batch``
+        (the HF path's PromptBatch) is not needed: the engine processes the visuals itself."""
         from vllm import SamplingParams
 
         if self.asleep:
@@ -189,17 +222,7 @@ class VLLMSampler:
         if self.asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self.asleep = False
-        params = SamplingParams(
-            n=num_samples,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_new_tokens,
-            logprobs=0,
-            seed=seed,
-            stop_token_ids=self.policy.stop_ids.tolist(),
-            logit_bias={int(t): SUPPRESSED_BIAS for t in self.policy.suppressed_ids.tolist()},
-            skip_special_tokens=False,
-        )
+        params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, **sampling_extras(self.policy, seed))
         outputs = self.llm.generate(vllm_requests(self.policy, samples), sampling_params=params, use_tqdm=False)
         completions = [c for out in outputs for c in out.outputs]
         rollout = rollout_from_outputs(
@@ -211,4 +234,54 @@ class VLLMSampler:
         return rollout
 
 
-__all__ = ["VLLMSampler", "require_vllm", "rollout_from_outputs", "training_weights", "vllm_requests"]
+class VLLMServerSampler:
+    """Rollouts from a separate vLLM server (its own GPUs), through TRL's ``VLLMClient``: start it with
+    ``vllm serve MODEL --weight-transfer-config '{"backend": "nccl"}' --enable-scale-out
+    --logprobs-mode processed_logprobs``. Prompts go as the HF path's token ids with server-processed
+    images; updated weights are broadcast over NCCL before the next rollout. Images only: the
+    client has no video path."""
+
+    def __init__(self, policy: QwenVLPolicy, base_url: str, connection_timeout: float = 240.0):
+        require_vllm()
+        from trl.generation.vllm_client import VLLMClient
+
+        self.policy = policy
+        self.client = VLLMClient(base_url=base_url, connection_timeout=connection_timeout)
+        mode = self.client.get_server_info()["model_config"].get("logprobs_mode")
+        if mode != "processed_logprobs":
+            raise RuntimeError(f"the vLLM server at {base_url} runs with --logprobs-mode {mode}; restart it with processed_logprobs")
+        self.client.init_communicator(torch.device("cuda", torch.cuda.current_device()))
+        self.stale = True
+
+    def mark_updated(self) -> None:
+        self.stale = True
+
+    def push_weights(self) -> None:
+        weights = list(training_weights(self.policy))
+        metadata = [(name, str(t.dtype).removeprefix("torch."), list(t.shape)) for name, t in weights]
+        self.client.update_named_params(metadata, iter(weights))
+        self.client.reset_prefix_cache()
+        self.stale = False
+
+    def sample(self, samples, num_samples=1, max_new_tokens=32, temperature=1.0, top_p=1.0, seed=None, batch=None) -> Rollout:
+        batch = batch if batch is not None else self.policy.prompts(samples)
+        if len(batch.videos):
+            raise ValueError("the vLLM server mode takes images only (TRL's client has no video path); use the colocated engine")
+        if self.stale:
+            self.push_weights()
+        prompt_ids = [row[mask.bool()].tolist() for row, mask in zip(batch.input_ids, batch.attention_mask, strict=True)]
+        images = [request.get("multi_modal_data", {}).get("image") for request in vllm_requests(self.policy, samples)]
+        features = self.client.image_features(images) if any(images) else None
+        if features is not None:
+            image_token = self.policy.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+            features = [place_image_features(f, ids, image_token) for f, ids in zip(features, prompt_ids, strict=True)]
+        extras = sampling_extras(self.policy, seed)
+        out = self.client.generate(
+            prompt_ids, features, n=num_samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+            logprobs=0, generation_kwargs={k: v for k, v in extras.items() if k != "logprobs"},
+        )
+        logprobs = [[step[0] for step in row] for row in out["logprobs"]]
+        return rollout_from_outputs(self.policy, out["completion_ids"], logprobs, num_samples)
+
+
+__all__ = ["VLLMSampler", "VLLMServerSampler", "place_image_features", "require_vllm", "rollout_from_outputs", "training_weights", "vllm_requests"]

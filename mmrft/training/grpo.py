@@ -136,12 +136,15 @@ class GRPOTrainer(Trainer):
         if gen.backend == "vllm":
             if self.processes.world > 1:
                 raise ConfigError("generation.backend: vllm runs with one training process for now; launch one")
-            from mmrft.policies.vllm_engine import VLLMSampler
+            from mmrft.policies.vllm_engine import VLLMSampler, VLLMServerSampler
 
-            self.vllm = VLLMSampler(
-                self.policy, resolve_model(config.model.name_or_path), gen.vllm_gpu_memory_utilization,
-                gen.vllm_max_model_len, gen.vllm_sleep, config.seed,
-            )
+            if gen.vllm_server_url:
+                self.vllm = VLLMServerSampler(self.policy, gen.vllm_server_url)
+            else:
+                self.vllm = VLLMSampler(
+                    self.policy, resolve_model(config.model.name_or_path), gen.vllm_gpu_memory_utilization,
+                    gen.vllm_max_model_len, gen.vllm_sleep, config.seed,
+                )
 
     # -- collect ----------------------------------------------------------------------------
     def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:
@@ -155,7 +158,7 @@ class GRPOTrainer(Trainer):
             rollout = policy.sample(batch, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, generator=self.generator)
         else:
             seed = int(torch.randint(2**31 - 1, (1,), generator=self.generator, device=self.generator.device))
-            rollout = self.vllm.sample(samples, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, seed)
+            rollout = self.vllm.sample(samples, gen.num_generations, gen.max_new_tokens, gen.temperature, gen.top_p, seed, batch)
         self.model.train()
         t1 = time.perf_counter()
         rewards, task, components, metrics = score_completions(

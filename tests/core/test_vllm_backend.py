@@ -13,7 +13,7 @@ import torch
 from mmrft.algorithms.losses import truncated_is_weights
 from mmrft.config import ConfigError
 from mmrft.data.jsonl import JsonlDataset
-from mmrft.policies.vllm_engine import require_vllm, rollout_from_outputs, training_weights, vllm_requests
+from mmrft.policies.vllm_engine import place_image_features, require_vllm, rollout_from_outputs, training_weights, vllm_requests
 from mmrft.training import GRPOTrainer
 from mmrft.training.grpo import Scored
 
@@ -100,6 +100,21 @@ def test_training_weights_merge_lora_under_the_base_names_and_leave_the_adapters
     assert changed and all("language_model" in n and n.endswith("proj.weight") for n in changed)
     after = policy.model.state_dict()
     assert all(torch.equal(after[n], before[n]) for n in before)  # nothing merged in place
+
+
+def test_server_image_features_are_pointed_at_the_prompts_image_token_runs():
+    features = {"mm_hashes": ["a", "b"], "mm_placeholders": {"image": [{"offset": 3, "length": 2}, {"offset": 9, "length": 2}]}}
+    placed = place_image_features(features, [1, 7, 7, 2, 7, 7, 7, 3], image_token_id=7)
+    assert placed["mm_placeholders"]["image"] == [{"offset": 1, "length": 2}, {"offset": 4, "length": 3}]
+    assert placed["mm_hashes"] == ["a", "b"] and features["mm_placeholders"]["image"][0]["offset"] == 3  # a copy
+    assert place_image_features(None, [1, 2], 7) is None
+    with pytest.raises(ValueError, match="1 runs of image tokens"):
+        place_image_features(features, [7, 7, 1], image_token_id=7)
+
+
+def test_server_url_without_the_vllm_backend_is_a_config_error(tiny_model_dir, grounding_data, tmp_path):
+    with pytest.raises(ConfigError, match="generation.vllm_server_url"):
+        _config(tiny_model_dir, grounding_data, tmp_path, vllm_server_url="http://localhost:8000").validate()
 
 
 def test_truncated_importance_weights():
