@@ -9,6 +9,7 @@ with ``mm_token_type_ids``), so the two agree to float precision (DESIGN.md §4)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +101,9 @@ class QwenVLPolicy:
         self.suppressed_ids = torch.tensor([tok.convert_tokens_to_ids(t) for t in SUPPRESSED_TOKENS if t in tok.get_vocab()])
         self.vision_encodes = 0  # images and videos run through the vision tower since the last reset
         self.training_forward: torch.nn.Module | None = None  # a wrapped TrainingForward (several processes)
+        # Whether sampling may stop, given that this process's sequences are all done. Sharded
+        # weights (FSDP) make every forward collective: there, all processes must be done.
+        self.everyone_done: Callable[[bool], bool] = lambda done: done
 
     @property
     def arch(self) -> str:
@@ -186,7 +190,7 @@ class QwenVLPolicy:
             tokens.append(token)
             logprobs.append(step_logprobs.gather(1, token[:, None]).squeeze(1).masked_fill(done, 0.0))
             done = done | torch.isin(token, stop_ids)
-            if bool(done.all()) or t == max_new_tokens - 1:
+            if self.everyone_done(bool(done.all())) or t == max_new_tokens - 1:
                 break
             attention = torch.cat([attention, torch.ones(N, 1, dtype=attention.dtype, device=device)], dim=1)
             out = self._forward(

@@ -42,18 +42,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_last: int, peft=None) -> Path:
+def save_checkpoint(
+    root: Path, step: int, model, processor, state: dict, keep_last: int, peft=None, state_dict: dict | None = None
+) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically and delete all but the last ``keep_last``.
 
     With LoRA (``peft``, the PeftModel around ``model``) the checkpoint holds the merged model,
-    loadable like any other, and the adapters in ``adapter/``.
+    loadable like any other, and the adapters in ``adapter/``. ``state_dict``: the weights to
+    write instead of the model's own (a sharded model's, gathered whole).
     """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
     tmp = root / f".step-{step:06d}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     if peft is None:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        _plain_architecture_name(tmp / "config.json", model)
     else:  # a plain HF model with the adapters merged in, plus the adapters alone (what resume loads)
         model.save_pretrained(tmp, state_dict=merged_lora_state_dict(model), safe_serialization=True)
         peft.save_pretrained(tmp / ADAPTER_DIR)
@@ -71,6 +75,16 @@ def save_checkpoint(root: Path, step: int, model, processor, state: dict, keep_l
     for old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
         _discard(old)
     return final
+
+
+def _plain_architecture_name(config_path: Path, model) -> None:
+    """FSDP2 swaps a sharded model's class for ``FSDP<Class>``, which ``save_pretrained`` records as
+    the architecture; write the model's own class name, which loaders (vLLM among them) look up."""
+    plain = next(c.__name__ for c in type(model).__mro__ if not c.__name__.startswith("FSDP"))
+    config = json.loads(config_path.read_text())
+    if config.get("architectures") != [plain]:
+        config["architectures"] = [plain]
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _discard(checkpoint: Path) -> None:

@@ -7,6 +7,15 @@ processes (batch-level normalisations see the global batch); losses are normalis
 token and sequence counts and gradients summed by the DDP wrapper accelerate puts around the
 policy's training forward. One process (the main one) writes the run directory.
 
+Launched with FSDP (``accelerate launch --use_fsdp`` or ``--config_file configs/accelerate/fsdp.yaml``),
+the model is instead sharded in place with PyTorch's FSDP2 ``fully_shard``: each decoder layer
+and vision block, the vision tower and the whole model are units, so that sampling, which calls
+the model and its vision tower directly, gathers each unit's weights as it runs. Every process
+must then run the same forwards: sampling stops when all processes' sequences are done,
+evaluation runs on every process, and checkpoints gather full state dicts on all of them.
+(accelerate's own FSDP plugin needs GPUs; ``fully_shard`` runs on gloo too, so the CPU test
+checks the same code the GPU runs.)
+
 In a single process (plain ``mmrft train``) every method here is the identity.
 """
 
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 
 import torch
 from accelerate import Accelerator
@@ -40,6 +50,8 @@ class Processes:
         self.world = self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
         self.wrapped: torch.nn.Module | None = None
+        self.sharded = self.world > 1 and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+        self.sharded_model: torch.nn.Module | None = None
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.world:
@@ -57,11 +69,59 @@ class Processes:
             return self.wrapped
         return module
 
+    def shard_model(self, model: torch.nn.Module) -> None:
+        """FSDP2: shard ``model`` in place over the processes (see the module docstring)."""
+        from torch.distributed.fsdp import fully_shard
+
+        reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() != "false"
+        layers = set(getattr(model, "_no_split_modules", None) or ())  # decoder layers, vision blocks
+        for module in list(model.modules()):
+            if type(module).__name__ in layers:
+                fully_shard(module, reshard_after_forward=reshard)
+        fully_shard(model.model.visual, reshard_after_forward=reshard)  # sampling encodes outside the model's forward
+        fully_shard(model, reshard_after_forward=reshard)
+        # FSDP2 marks its root on the first forward through the root; sampling runs the vision
+        # tower first, so initialise from the root now (no public call does this yet).
+        model._get_fsdp_state()._lazy_init()
+        self.sharded_model = model
+
     def no_sync(self, sync: bool):
         """Accumulate gradients locally unless ``sync`` (the last backward of an optimizer step)."""
-        if sync or self.wrapped is None:
+        if sync or (self.wrapped is None and self.sharded_model is None):
             return contextlib.nullcontext()
+        if self.sharded_model is not None:
+            return self._fsdp_no_sync()
         return self.accelerator.no_sync(self.wrapped)
+
+    @contextlib.contextmanager
+    def _fsdp_no_sync(self):
+        self.sharded_model.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            self.sharded_model.set_requires_gradient_sync(True)
+
+    def full_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict | None, dict]:
+        """(model state dict or None when the model is not sharded, optimizer state dict): whole
+        tensors on the CPU, gathered from every process when sharded (collective)."""
+        if self.sharded_model is None:
+            return None, optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(model, options=options), get_optimizer_state_dict(model, optimizer, options=options)
+
+    def load_full_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights: dict, optim_state: dict) -> None:
+        """Load whole-tensor state dicts (as :meth:`full_state` returns them) into a sharded or plain model."""
+        if self.sharded_model is None:
+            model.load_state_dict(weights)
+            optimizer.load_state_dict(optim_state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, weights, options=options)
+        set_optimizer_state_dict(model, optimizer, optim_state, options=options)
 
     def sum(self, *values: float) -> list[float]:
         if self.world == 1:
@@ -71,6 +131,9 @@ class Processes:
 
     def any(self, flag: bool) -> bool:
         return self.sum(float(flag))[0] > 0
+
+    def all(self, flag: bool) -> bool:
+        return not self.any(not flag)
 
     def gather(self, item) -> list:
         """``[item of process 0, item of process 1, ...]`` (any picklable object)."""

@@ -122,6 +122,14 @@ class GRPOTrainer(Trainer):
             for key, on in (("dynamic_sampling", algo.dynamic_sampling), ("sft_coef", algo.sft_coef > 0)):
                 if on:
                     raise ConfigError(f"algorithm.{key}: not supported with several training processes yet; run one")
+        if self.processes.sharded:  # every process must run as many forwards as the others
+            for key, on in (
+                ("algorithm.filter_zero_variance", algo.filter_zero_variance),
+                ("algorithm.replay_groups", algo.replay_groups > 0),
+                ("optim.micro_batch_tokens", config.optim.micro_batch_tokens is not None),
+            ):
+                if on:
+                    raise ConfigError(f"{key}: not supported under FSDP (processes would run different numbers of forwards)")
         self.advantage_fn = ADVANTAGES.get(algo.advantage)
         self.aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)
         self.kl_estimator = KL_ESTIMATORS.get(algo.kl_estimator)

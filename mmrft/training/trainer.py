@@ -100,7 +100,12 @@ class Trainer:
         self.run = RunDir(config.output_dir, config, config.report_to, write=self.processes.is_main)
         self.policy = load_policy(config.model, config.video)
         self.model = self.policy.model.to(self.processes.device)
-        if self.processes.world > 1:
+        if self.processes.sharded:
+            if self.policy.peft is not None:
+                raise ConfigError("model.lora_rank: LoRA under FSDP is not supported yet; launch without FSDP (DDP)")
+            self.processes.shard_model(self.model)
+            self.policy.everyone_done = self.processes.all
+        elif self.processes.world > 1:
             self.policy.training_forward = self.processes.wrap(TrainingForward(self.policy))
         self.dataset = JsonlDataset(config.data.train)
         self.heldout = JsonlDataset(config.data.heldout) if config.data.heldout else None
@@ -133,7 +138,8 @@ class Trainer:
         """
         params = [p for p in self.model.parameters() if p.requires_grad]
         max_norm = self.config.optim.max_grad_norm
-        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf")))
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
+        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # a DTensor under FSDP
         if math.isfinite(norm):
             self.optimizer.step()
             self.scheduler.step()
@@ -143,13 +149,15 @@ class Trainer:
         return norm
 
     # -- checkpoints ---------------------------------------------------------------------
-    def _state(self) -> dict:
-        """The trainer state; the random states of every process (collective: all processes call it)."""
+    def _state(self) -> tuple[dict | None, dict]:
+        """(the model's whole state dict under FSDP, else None; the trainer state with the random
+        states of every process). Collective: all processes call it."""
         randomness = self.processes.gather({"rng": rng_state(), "generator": self.generator.get_state()})
-        return {
+        weights, optimizer = self.processes.full_state(self.model, self.optimizer)
+        return weights, {
             "step": self.step,
             "elapsed": self.elapsed,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "stream": self.stream.state_dict(),
             "processes": randomness,
@@ -157,11 +165,11 @@ class Trainer:
 
     def save(self) -> Path:
         """Checkpoint this step (written by the main process; the others wait for it)."""
-        state, path = self._state(), self.run.checkpoints / f"step-{self.step:06d}"
+        (weights, state), path = self._state(), self.run.checkpoints / f"step-{self.step:06d}"
         if self.processes.is_main:
             path = save_checkpoint(
                 self.run.checkpoints, self.step, self.model, self.policy.processor, state, self.config.keep_last,
-                peft=self.policy.peft,
+                peft=self.policy.peft, state_dict=weights,
             )
         self.processes.barrier()
         return path
@@ -178,10 +186,10 @@ class Trainer:
         state = load_trainer_state(latest)
         if self.policy.peft is not None:
             load_adapter(self.policy.peft, latest)
+            self.optimizer.load_state_dict(state["optimizer"])
         else:
             saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
-            self.model.load_state_dict(saved.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
+            self.processes.load_full_state(self.model, self.optimizer, saved.state_dict(), state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
         randomness = state["processes"]
@@ -200,9 +208,10 @@ class Trainer:
     def evaluate_heldout(self, tag: str) -> dict:
         """Held-out (and a same-size slice of train) metrics; written to eval/<tag>/.
 
-        The main process evaluates; the others wait for it and return ``{}``.
+        The main process evaluates and writes; the others wait for it and return ``{}`` (under
+        FSDP they evaluate alongside it, as every forward gathers weights from all of them).
         """
-        if not self.processes.is_main:
+        if not self.processes.is_main and not self.processes.sharded:
             self.processes.barrier()
             return {}
         results = {}
@@ -217,7 +226,7 @@ class Trainer:
             results[split] = result.as_json(split, tag)
         self.model.train(was_training)
         self.processes.barrier()
-        return results
+        return results if self.processes.is_main else {}
 
     # -- the loop ------------------------------------------------------------------------
     def train(self) -> dict:

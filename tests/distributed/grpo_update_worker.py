@@ -21,6 +21,11 @@ from mmrft.config import TrainConfig, from_dict
 from mmrft.training import GRPOTrainer
 
 
+def whole(tensor: torch.Tensor) -> torch.Tensor:
+    """A sharded (FSDP) tensor gathered whole; any other tensor as it is."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
 def main(config_path: str, out: str, half: bool) -> None:
     config = from_dict(TrainConfig, json.loads(Path(config_path).read_text()))
     trainer = GRPOTrainer(config)
@@ -44,16 +49,16 @@ def main(config_path: str, out: str, half: bool) -> None:
     step = trainer.optimizer_step
 
     def capture() -> float:
-        grads.update({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+        grads.update({n: whole(p.grad).clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
         return step()
 
     trainer.optimizer_step = capture
     metrics = trainer.update(parts, weight)
     advantages = processes.gather(parts[0].advantages if weight else torch.zeros(0))
+    weights = {n: whole(p.detach()).clone() for n, p in trainer.model.named_parameters()}  # collective under FSDP
     if processes.is_main:
-        weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
         saved = {"metrics": metrics, "grads": grads, "advantages": torch.cat(advantages), "weights": weights}
-        torch.save({**saved, "processes": processes.world}, out)
+        torch.save({**saved, "processes": processes.world, "sharded": processes.sharded}, out)
 
 
 if __name__ == "__main__":

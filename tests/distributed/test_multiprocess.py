@@ -16,8 +16,12 @@ ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
 
 
-def launch(command: list[str], processes: int, tmp_path: Path) -> None:
-    prefix = ACCELERATE if processes == 2 else [sys.executable]
+FSDP = ["--use_fsdp", "--fsdp_version", "2"]  # accelerate sets ACCELERATE_USE_FSDP; mmrft shards with fully_shard
+
+
+def launch(command: list[str], processes: int, tmp_path: Path, fsdp: bool = False) -> None:
+    launcher = [("--use_fsdp" if a == "--multi_gpu" else a) for a in ACCELERATE] + FSDP[1:] if fsdp else ACCELERATE
+    prefix = launcher if processes == 2 else [sys.executable]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     result = subprocess.run([*prefix, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -45,13 +49,15 @@ def config_file(tmp_path_factory, tiny_model_dir, grounding_data, length_reward)
     return path
 
 
-@pytest.mark.parametrize("half", [False, True], ids=["even-shards", "one-process-idle"])
-def test_two_processes_match_one(config_file, tmp_path, half):
+@pytest.mark.parametrize(
+    "half, fsdp", [(False, False), (True, False), (False, True)], ids=["even-shards", "one-process-idle", "fsdp"]
+)
+def test_two_processes_match_one(config_file, tmp_path, half, fsdp):
     flag = ["--half"] if half else []
     launch([str(WORKER), str(config_file), str(tmp_path / "one.pt"), *flag], 1, tmp_path)
-    launch([str(WORKER), str(config_file), str(tmp_path / "two.pt"), *flag], 2, tmp_path)
+    launch([str(WORKER), str(config_file), str(tmp_path / "two.pt"), *flag], 2, tmp_path, fsdp=fsdp)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
-    assert (one["processes"], two["processes"]) == (1, 2)
+    assert (one["processes"], two["processes"], two["sharded"]) == (1, 2, fsdp)
 
     torch.testing.assert_close(two["advantages"], one["advantages"])
     assert one["advantages"].abs().sum() > 0
@@ -67,14 +73,17 @@ def test_two_processes_match_one(config_file, tmp_path, half):
         torch.testing.assert_close(two["weights"][name], weight, rtol=0, atol=5e-5, msg=name)
 
 
-def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path):
+@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
+def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, grounding_data, fsdp):
     """``accelerate launch -m mmrft train``: one run directory written once, resumable with as many processes."""
     config = json.loads(config_file.read_text())
     config.update(output_dir=str(tmp_path / "run"), save_every=1, rollouts_every=1)
+    if fsdp:  # every process takes part in evaluation's forwards: check it, on a few held-out samples
+        config.update(eval_before_after=True, eval_samples=4, data={**config["data"], "heldout": str(grounding_data.heldout)})
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     train = ["-m", "mmrft", "train", str(path)]
-    launch([*train, "--max-steps", "2"], 2, tmp_path)
+    launch([*train, "--max-steps", "2"], 2, tmp_path, fsdp=fsdp)
     run = tmp_path / "run"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2]  # the main process logs, once per step
@@ -84,8 +93,28 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path):
     state = torch.load(run / "checkpoints" / "step-000002" / "trainer_state.pt", weights_only=True)
     assert len(state["processes"]) == 2
 
-    launch([*train, "--max-steps", "3", "--resume"], 2, tmp_path)
+    checkpoint = run / "checkpoints" / "step-000002"
+    assert json.loads((checkpoint / "config.json").read_text())["architectures"] == ["Qwen2_5_VLForConditionalGeneration"]
+    if fsdp:
+        from transformers import AutoModelForImageTextToText
+
+        reloaded = AutoModelForImageTextToText.from_pretrained(checkpoint)  # whole weights, plain layout
+        assert sum(p.numel() for p in reloaded.parameters()) > 1_000_000
+        assert (run / "eval" / "start" / "heldout" / "eval.json").is_file()
+
+    launch([*train, "--max-steps", "3", "--resume"], 2, tmp_path, fsdp=fsdp)
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    if fsdp:
+        assert json.loads((run / "summary.json").read_text())["final"]["heldout"]["n"] == 4
+        # the gathered model and optimizer state resume exactly: step 3 as in an uninterrupted run
+        straight = {**config, "output_dir": str(tmp_path / "straight"), "eval_before_after": False}
+        path.write_text(json.dumps(straight))
+        launch([*train, "--max-steps", "3"], 2, tmp_path, fsdp=True)
+        resumed, uninterrupted = (
+            json.loads((root / "metrics.jsonl").read_text().splitlines()[-1]) for root in (run, tmp_path / "straight")
+        )
+        for key in ("loss", "reward/mean", "grad_norm", "entropy"):
+            assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-5, abs=1e-8), key
 
     result = subprocess.run(
         [sys.executable, *train, "--max-steps", "4", "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600
