@@ -39,6 +39,11 @@ class Processes:
     """This process's place among the training processes, and the collectives the trainer needs."""
 
     def __init__(self):
+        if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+            raise ConfigError(
+                "accelerate launch: DeepSpeed is not supported (its engine would have to own backward and the "
+                "optimizer step); shard with FSDP instead: --config_file configs/accelerate/fsdp.yaml"
+            )
         # Parameters a batch does not touch (a vision tower on text-only prompts, frozen parts)
         # must not stall DDP's gradient reduction.
         # cpu=True where there is no GPU: without it accelerate starts every process alone.

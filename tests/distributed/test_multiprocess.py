@@ -120,3 +120,12 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, gr
         [sys.executable, *train, "--max-steps", "4", "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert result.returncode != 0 and "written by 2 training processes" in result.stderr
+
+
+def test_a_deepspeed_launch_is_refused_with_the_fsdp_alternative(monkeypatch):
+    from mmrft.config import ConfigError
+    from mmrft.training.distributed import Processes
+
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(ConfigError, match="configs/accelerate/fsdp.yaml"):
+        Processes()
