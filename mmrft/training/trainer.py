@@ -248,8 +248,14 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
             previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            while self.step < cfg.max_steps and not self.processes.any(self.stop_signal is not None):
-                if self.processes.any(cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60):
+            while self.step < cfg.max_steps:
+                # one reduction a step: has any process been signalled, or run out of time?
+                signalled, out_of_time = self.processes.sum(
+                    float(self.stop_signal is not None), float(cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60)
+                )
+                if signalled:
+                    break
+                if out_of_time:
                     log.info("max_minutes reached after %d steps", self.step)
                     break
                 self._one_step(bar)
