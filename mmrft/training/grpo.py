@@ -126,7 +126,6 @@ class GRPOTrainer(Trainer):
             for key, on in (
                 ("algorithm.filter_zero_variance", algo.filter_zero_variance),
                 ("algorithm.replay_groups", algo.replay_groups > 0),
-                ("optim.micro_batch_tokens", config.optim.micro_batch_tokens is not None),
             ):
                 if on:
                     raise ConfigError(f"{key}: not supported under FSDP (processes would run different numbers of forwards)")

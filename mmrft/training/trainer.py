@@ -103,6 +103,8 @@ class Trainer:
         if self.processes.sharded:
             if self.policy.peft is not None:
                 raise ConfigError("model.lora_rank: LoRA under FSDP is not supported yet; launch without FSDP (DDP)")
+            if config.optim.micro_batch_tokens is not None:  # processes would run different numbers of forwards
+                raise ConfigError("optim.micro_batch_tokens: not supported under FSDP; use optim.grad_accum")
             self.processes.shard_model(self.model)
             self.policy.everyone_done = self.processes.all
         elif self.processes.world > 1:

@@ -19,9 +19,13 @@ ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
 FSDP = ["--use_fsdp", "--fsdp_version", "2"]  # accelerate sets ACCELERATE_USE_FSDP; mmrft shards with fully_shard
 
 
+def launcher(fsdp: bool) -> list[str]:
+    """accelerate's 2-process launch; with FSDP, --use_fsdp takes --multi_gpu's place (they exclude each other)."""
+    return [("--use_fsdp" if a == "--multi_gpu" else a) for a in ACCELERATE] + FSDP[1:] if fsdp else ACCELERATE
+
+
 def launch(command: list[str], processes: int, tmp_path: Path, fsdp: bool = False) -> None:
-    launcher = [("--use_fsdp" if a == "--multi_gpu" else a) for a in ACCELERATE] + FSDP[1:] if fsdp else ACCELERATE
-    prefix = launcher if processes == 2 else [sys.executable]
+    prefix = launcher(fsdp) if processes == 2 else [sys.executable]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     result = subprocess.run([*prefix, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -129,3 +133,16 @@ def test_a_deepspeed_launch_is_refused_with_the_fsdp_alternative(monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     with pytest.raises(ConfigError, match="configs/accelerate/fsdp.yaml"):
         Processes()
+
+
+def test_fsdp_refuses_what_would_desynchronise_its_processes(config_file, tmp_path):
+    """Token-budget micro-batches differ in number between processes: under FSDP that would hang, so it is refused."""
+    config = json.loads(config_file.read_text())
+    config.update(output_dir=str(tmp_path / "run"), optim={**config["optim"], "grad_accum": 1, "micro_batch_tokens": 4096})
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29700 + os.getpid() % 200)}
+    result = subprocess.run(
+        [*launcher(True), "-m", "mmrft", "train", str(path), "--max-steps", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode != 0 and "optim.micro_batch_tokens: not supported under FSDP" in result.stderr
