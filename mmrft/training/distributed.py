@@ -131,7 +131,8 @@ class Processes:
     def sum(self, *values: float) -> list[float]:
         if self.world == 1:
             return list(values)
-        total = self.accelerator.reduce(torch.tensor(values, dtype=torch.float64), "sum")
+        # on this process's device: NCCL reduces only CUDA tensors (gloo takes CPU ones)
+        total = self.accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=self.device), "sum")
         return total.tolist()
 
     def any(self, flag: bool) -> bool:
