@@ -16,7 +16,14 @@ from mmrft.algorithms.advantages import ADVANTAGES
 from mmrft.config import ConfigError
 from mmrft.algorithms.chord import sft_coef_at, weighted_sft_loss
 from mmrft.algorithms.filtering import informative_groups
-from mmrft.algorithms.losses import KL_ESTIMATORS, LOSS_AGGREGATIONS, clipped_surrogate, entropy_bonus_coef, truncated_is_weights
+from mmrft.algorithms.losses import (
+    KL_ESTIMATORS,
+    LOSS_AGGREGATIONS,
+    clipped_surrogate,
+    entropy_bonus_coef,
+    token_mean,
+    truncated_is_weights,
+)
 from mmrft.policies.inputs import PromptBatch, select_prompts
 from mmrft.policies.loading import load_model_and_processor, resolve_model
 from mmrft.policies.qwen_vl import Rollout
@@ -192,12 +199,11 @@ class GRPOTrainer(Trainer):
         mask = rollout.completion_mask
         with torch.no_grad():
             old, _ = self.policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, mask, gen.temperature)
-        diff = ((old - rollout.logprobs).abs() * mask).sum() / mask.sum().clamp(min=1)
         weights = truncated_is_weights(old, rollout.logprobs, mask, gen.vllm_is_cap) if gen.vllm_is_cap > 0 else None
-        rollout.logprobs = old * mask
-        metrics = {"vllm/logprob_abs_diff": diff.item()}
+        metrics = {"vllm/logprob_abs_diff": token_mean((old - rollout.logprobs).abs(), mask).item()}
         if weights is not None:
-            metrics["vllm/is_weight_mean"] = ((weights * mask).sum() / mask.sum().clamp(min=1)).item()
+            metrics["vllm/is_weight_mean"] = token_mean(weights, mask).item()
+        rollout.logprobs = old * mask
         return weights, metrics
 
     def collect(self, samples: list[dict], timings: dict) -> tuple[list[Scored], list[Scored], dict]:
