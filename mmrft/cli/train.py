@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"mmrft train: error: {err}", file=sys.stderr)
         return 2
     processes = getattr(trainer, "processes", None)
-    if processes is not None and not processes.is_main:  # the main process reports
-        return 0
+    if processes is not None:
+        processes.close()
+        if not processes.is_main:  # the main process reports
+            return 0
     if "stopped_by" in summary:
         command = shlex.join(["mmrft", "train", args.config, *args.overrides, "--output-dir", config.output_dir, "--resume"])
         print(f"stopped by {summary['stopped_by']} after step {summary['steps']}; checkpoint {summary['final_checkpoint']}")

@@ -148,6 +148,13 @@ class Processes:
     def barrier(self) -> None:
         self.accelerator.wait_for_everyone()
 
+    def close(self) -> None:
+        """End of the run: wait for every process, then tear the process group down (a process
+        leaving with the group alive can abort at exit while another still talks to it)."""
+        if self.world > 1:
+            self.barrier()
+            self.accelerator.end_training()
+
     def reduce_metrics(self, metrics: dict) -> dict:
         """Counts summed over processes, everything else averaged (NaN where no process had a value)."""
         if self.world == 1:

@@ -59,6 +59,7 @@ def main(config_path: str, out: str, half: bool) -> None:
     if processes.is_main:
         saved = {"metrics": metrics, "grads": grads, "advantages": torch.cat(advantages), "weights": weights}
         torch.save({**saved, "processes": processes.world, "sharded": processes.sharded}, out)
+    processes.close()
 
 
 if __name__ == "__main__":
