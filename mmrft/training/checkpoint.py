@@ -23,6 +23,7 @@ import torch
 STEP_DIR = re.compile(r"^step-(\d+)$")
 MARKER = "complete.json"
 ADAPTER_DIR = "adapter"
+ENGINE_DIR = "deepspeed"  # DeepSpeed's own per-process state (weights, optimizer partitions)
 log = logging.getLogger(__name__)
 
 
@@ -42,19 +43,36 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def partial_path(root: Path, step: int) -> Path:
+    """Where checkpoint ``step`` is written before it is renamed into place."""
+    return root / f".step-{step:06d}.partial"
+
+
+def start_checkpoint(root: Path, step: int) -> Path:
+    """An empty :func:`partial_path` for checkpoint ``step``, for files written before :func:`save_checkpoint`."""
+    tmp = partial_path(root, step)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
 def save_checkpoint(
-    root: Path, step: int, model, processor, state: dict, keep_last: int, peft=None, state_dict: dict | None = None
+    root: Path, step: int, model, processor, state: dict, keep_last: int, peft=None, state_dict: dict | None = None,
+    started: bool = False,
 ) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically and delete all but the last ``keep_last``.
 
     With LoRA (``peft``, the PeftModel around ``model``) the checkpoint holds the merged model,
     loadable like any other, and the adapters in ``adapter/``. ``state_dict``: the weights to
-    write instead of the model's own (a sharded model's, gathered whole).
+    write instead of the model's own (a sharded model's, gathered whole). ``started``: the
+    partial directory was made by :func:`start_checkpoint` and holds files to keep (DeepSpeed's
+    per-process state); they are covered by the completion marker like the rest.
     """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
-    tmp = root / f".step-{step:06d}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = partial_path(root, step)
+    if not started:
+        shutil.rmtree(tmp, ignore_errors=True)
     if peft is None:
         model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         _plain_architecture_name(tmp / "config.json", model)

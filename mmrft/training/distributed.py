@@ -16,6 +16,16 @@ evaluation runs on every process, and checkpoints gather full state dicts on all
 (accelerate's own FSDP plugin needs GPUs; ``fully_shard`` runs on gloo too, so the CPU test
 checks the same code the GPU runs.)
 
+Launched with DeepSpeed (``--use_deepspeed --zero_stage 2|3`` or ``configs/accelerate/zero{2,3}.yaml``),
+accelerate hands the training forward and the optimizer to a DeepSpeed engine, which then owns the
+gradient reduction, clipping (``optim.max_grad_norm``), the skip of a non-finite update and the
+optimizer step; the trainer marks the last micro-batch of each step as DeepSpeed's accumulation
+boundary. ZeRO-2 partitions gradients and optimizer state, reducing gradients in every
+backward; ZeRO-3 also the weights, which DeepSpeed gathers module by module in every forward,
+sampling's included. Both run in lock-step like FSDP. Optimizer state is saved in DeepSpeed's own per-process files inside each
+checkpoint (``deepspeed/``), beside the whole weights in HF layout. (On a CPU, DeepSpeed's CPU
+accelerator talks gloo; the CPU tests run the same engine code the GPU runs.)
+
 In a single process (plain ``mmrft train``) every method here is the identity.
 """
 
@@ -24,39 +34,47 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, gather_object
 
 from mmrft.config import ConfigError
 
 # Metrics that count things per process (summed across processes); every other one is averaged.
 SUMMED = ("/errors", "vision/encodes", "vision/encodes_train", "replay/groups")
+ENGINE_TAG = "state"  # DeepSpeed's name for the one state it writes into a checkpoint's deepspeed/ folder
 
 
 class Processes:
     """This process's place among the training processes, and the collectives the trainer needs."""
 
     def __init__(self):
-        if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
-            raise ConfigError(
-                "accelerate launch: DeepSpeed is not supported (its engine would have to own backward and the "
-                "optimizer step); shard with FSDP instead: --config_file configs/accelerate/fsdp.yaml"
-            )
+        cpu = not torch.cuda.is_available()
+        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
         # Parameters a batch does not touch (a vision tower on text-only prompts, frozen parts)
         # must not stall DDP's gradient reduction.
+        handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+        if deepspeed and cpu:  # DeepSpeed's CPU accelerator talks gloo (accelerate's cpu=True would drop DeepSpeed)
+            handlers.append(InitProcessGroupKwargs(backend="gloo"))
         # cpu=True where there is no GPU: without it accelerate starts every process alone.
-        self.accelerator = Accelerator(
-            cpu=not torch.cuda.is_available(), kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
-        )
+        self.accelerator = Accelerator(cpu=cpu and not deepspeed, kwargs_handlers=handlers)
         self.device = self.accelerator.device  # this process's GPU, or the CPU
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
         self.wrapped: torch.nn.Module | None = None
-        self.sharded = self.world > 1 and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+        self.fsdp = self.world > 1 and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
         self.sharded_model: torch.nn.Module | None = None
+        plugin = self.accelerator.state.deepspeed_plugin  # None unless launched with DeepSpeed
+        self.zero_stage: int | None = None if plugin is None else int(plugin.zero_stage)
+        self.engine = None  # the DeepSpeed engine, once prepared
+        # How the model's state is split over processes, if it is. Every process then runs the same
+        # forwards and backwards: FSDP and ZeRO-3 gather weights in each forward, ZeRO-2 reduces
+        # gradients in every backward, accumulation boundary or not.
+        self.sharding = "FSDP" if self.fsdp else None if self.zero_stage is None else f"DeepSpeed ZeRO-{self.zero_stage}"
+        self.sharded = self.sharding is not None
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.world:
@@ -90,8 +108,38 @@ class Processes:
         model._get_fsdp_state()._lazy_init()
         self.sharded_model = model
 
+    def prepare_engine(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> torch.nn.Module:
+        """DeepSpeed: ``module`` (the training forward) and ``optimizer`` handed to a DeepSpeed engine,
+        which is returned and used as the module. The trainer owns the batch, accumulation and
+        clipping settings: DeepSpeed's are set from them (one optimizer step per ``step()``, the
+        boundary marked by :meth:`no_sync`)."""
+        self.accelerator.state.deepspeed_plugin.deepspeed_config.update(
+            train_micro_batch_size_per_gpu=1,
+            train_batch_size=self.world,
+            gradient_accumulation_steps=1,
+            gradient_clipping=max(max_grad_norm, 0.0),
+        )
+        self.engine, _ = self.accelerator.prepare(module, optimizer)
+        return self.engine
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.engine is not None:
+            self.engine.backward(loss)
+        else:
+            loss.backward()
+
+    def engine_step(self) -> tuple[float, bool]:
+        """DeepSpeed: reduce, clip and step (skipped by DeepSpeed on a non-finite gradient);
+        returns (the pre-clip gradient norm, whether the weights were updated)."""
+        self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        return float(norm), bool(self.engine.was_step_applied())
+
     def no_sync(self, sync: bool):
         """Accumulate gradients locally unless ``sync`` (the last backward of an optimizer step)."""
+        if self.engine is not None:
+            self.engine.set_gradient_accumulation_boundary(sync)
+            return contextlib.nullcontext()
         if sync or (self.wrapped is None and self.sharded_model is None):
             return contextlib.nullcontext()
         if self.sharded_model is not None:
@@ -106,9 +154,16 @@ class Processes:
         finally:
             self.sharded_model.set_requires_gradient_sync(True)
 
-    def full_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict | None, dict]:
+    def full_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict | None, dict | None]:
         """(model state dict or None when the model is not sharded, optimizer state dict): whole
-        tensors on the CPU, gathered from every process when sharded (collective)."""
+        tensors on the CPU, gathered from every process when sharded (collective). Under DeepSpeed
+        the optimizer state is None: it is saved by :meth:`save_engine_state`."""
+        if self.engine is not None:
+            if self.zero_stage != 3:
+                return None, None
+            weights = self.engine._zero3_consolidated_16bit_state_dict()  # on the main process; None elsewhere
+            prefix = "model."  # the engine wraps the TrainingForward module, which holds the model as `model`
+            return weights and {k.removeprefix(prefix): v for k, v in weights.items()}, None
         if self.sharded_model is None:
             return None, optimizer.state_dict()
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
@@ -127,6 +182,19 @@ class Processes:
         options = StateDictOptions(full_state_dict=True)
         set_model_state_dict(model, weights, options=options)
         set_optimizer_state_dict(model, optimizer, optim_state, options=options)
+
+    def save_engine_state(self, directory: Path) -> None:
+        """DeepSpeed: every process writes its part of the engine's state (weights, optimizer
+        partitions) under ``directory`` (collective)."""
+        self.engine.save_checkpoint(str(directory), tag=ENGINE_TAG, save_latest=False)
+        self.barrier()
+
+    def load_engine_state(self, directory: Path) -> None:
+        path, _ = self.engine.load_checkpoint(
+            str(directory), tag=ENGINE_TAG, load_optimizer_states=True, load_lr_scheduler_states=False
+        )
+        if path is None:
+            raise FileNotFoundError(f"--resume: no DeepSpeed state in {directory}")
 
     def sum(self, *values: float) -> list[float]:
         if self.world == 1:

@@ -135,7 +135,9 @@ class GRPOTrainer(Trainer):
                 ("algorithm.replay_groups", algo.replay_groups > 0),
             ):
                 if on:
-                    raise ConfigError(f"{key}: not supported under FSDP (processes would run different numbers of forwards)")
+                    raise ConfigError(
+                        f"{key}: not supported under {self.processes.sharding} (processes would run different numbers of forwards)"
+                    )
         self.advantage_fn = ADVANTAGES.get(algo.advantage)
         self.aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)
         self.kl_estimator = KL_ESTIMATORS.get(algo.kl_estimator)
@@ -148,8 +150,8 @@ class GRPOTrainer(Trainer):
         self.vllm = None
         gen = config.generation
         if gen.backend == "vllm":
-            if self.processes.world > 1:
-                raise ConfigError("generation.backend: vllm runs with one training process for now; launch one")
+            if self.processes.world > 1 or self.processes.zero_stage is not None:
+                raise ConfigError("generation.backend: vllm runs with one plain training process for now; launch one")
             from mmrft.policies.vllm_engine import VLLMSampler, VLLMServerSampler
 
             if gen.vllm_server_url:
@@ -347,7 +349,7 @@ class GRPOTrainer(Trainer):
                     sums["sft_loss"] += sft.item()
                 # The data-parallel wrapper averages gradients over processes; the loss is a share of
                 # the global one, so scaling by the process count makes that average the global sum.
-                (loss * (weight * world)).backward()
+                self.processes.backward(loss * (weight * world))
                 sums["loss"] += weight * loss.item()
                 sums["entropy"] += weight * (entropy.detach() * m).sum().item()
                 sums["clipped"] += weight * (clipped.float() * m).sum().item()

@@ -33,7 +33,7 @@ class SFTTrainer(Trainer):
                 sub_ids, sub_mask = ids[index, :width], mask[index, :width]
                 logprobs, _ = self.policy.token_logprobs(sub, torch.arange(len(prompts)), sub_ids, sub_mask)
                 loss = -(logprobs * sub_mask).sum() / num_tokens
-                (loss * world).backward()  # the wrapper averages over processes: this makes it the global sum
+                self.processes.backward(loss * world)  # the wrapper averages over processes: this makes it the global sum
                 total_loss += loss.item()
         (total_loss,) = self.processes.sum(total_loss)
         grad_norm = self.optimizer_step()

@@ -29,13 +29,16 @@ from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_model_and_processor, load_policy
 from mmrft.policies.qwen_vl import TrainingForward
 from mmrft.training.checkpoint import (
+    ENGINE_DIR,
     latest_valid_checkpoint,
     load_adapter,
     load_trainer_state,
+    partial_path,
     remove_partial_checkpoints,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    start_checkpoint,
 )
 from mmrft.training.distributed import Processes
 from mmrft.training.run_dir import RunDir
@@ -100,21 +103,25 @@ class Trainer:
         self.run = RunDir(config.output_dir, config, config.report_to, write=self.processes.is_main)
         self.policy = load_policy(config.model, config.video)
         self.model = self.policy.model.to(self.processes.device)
-        if self.processes.sharded:
-            if self.policy.peft is not None:
-                raise ConfigError("model.lora_rank: LoRA under FSDP is not supported yet; launch without FSDP (DDP)")
+        processes = self.processes
+        if self.policy.peft is not None and processes.sharded:
+            raise ConfigError(f"model.lora_rank: LoRA under {processes.sharding} is not supported yet; launch with DDP")
+        if processes.sharded:
             if config.optim.micro_batch_tokens is not None:  # processes would run different numbers of forwards
-                raise ConfigError("optim.micro_batch_tokens: not supported under FSDP; use optim.grad_accum")
-            self.processes.shard_model(self.model)
-            self.policy.everyone_done = self.processes.all
-        elif self.processes.world > 1:
-            self.policy.training_forward = self.processes.wrap(TrainingForward(self.policy))
+                raise ConfigError(f"optim.micro_batch_tokens: not supported under {processes.sharding}; use optim.grad_accum")
+            self.policy.everyone_done = processes.all
+        if processes.fsdp:
+            processes.shard_model(self.model)
+        elif processes.world > 1 and processes.zero_stage is None:
+            self.policy.training_forward = processes.wrap(TrainingForward(self.policy))
         self.dataset = JsonlDataset(config.data.train)
         self.heldout = JsonlDataset(config.data.heldout) if config.data.heldout else None
         self.stream = make_stream(self.dataset, config.seed, config.data)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = config.optim
         self.optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
+        if processes.zero_stage is not None:  # DeepSpeed now owns the optimizer step (the schedule stays ours)
+            self.policy.training_forward = processes.prepare_engine(TrainingForward(self.policy), self.optimizer, opt.max_grad_norm)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, partial(lr_factor, opt.lr_schedule, max(opt.warmup_steps, 0), config.max_steps)
         )
@@ -138,16 +145,21 @@ class Trainer:
         gradients are dropped, the weights, optimizer and schedule stay as they were, and the
         step is counted in ``numerics/skipped_updates``.
         """
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        max_norm = self.config.optim.max_grad_norm
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
-        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # a DTensor under FSDP
-        if math.isfinite(norm):
-            self.optimizer.step()
+        if self.processes.engine is not None:  # DeepSpeed clips, steps (or skips) and clears the gradients
+            norm, applied = self.processes.engine_step()
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            max_norm = self.config.optim.max_grad_norm
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
+            norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # a DTensor under FSDP
+            applied = math.isfinite(norm)
+            if applied:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        if applied:
             self.scheduler.step()
         else:
             self.skipped_updates += 1
-        self.optimizer.zero_grad(set_to_none=True)
         return norm
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -168,10 +180,16 @@ class Trainer:
     def save(self) -> Path:
         """Checkpoint this step (written by the main process; the others wait for it)."""
         (weights, state), path = self._state(), self.run.checkpoints / f"step-{self.step:06d}"
+        engine = self.processes.engine is not None
+        if engine:  # DeepSpeed's per-process state goes into the partial checkpoint first
+            if self.processes.is_main:
+                start_checkpoint(self.run.checkpoints, self.step)
+            self.processes.barrier()
+            self.processes.save_engine_state(partial_path(self.run.checkpoints, self.step) / ENGINE_DIR)
         if self.processes.is_main:
             path = save_checkpoint(
                 self.run.checkpoints, self.step, self.model, self.policy.processor, state, self.config.keep_last,
-                peft=self.policy.peft, state_dict=weights,
+                peft=self.policy.peft, state_dict=weights, started=engine,
             )
         self.processes.barrier()
         return path
@@ -186,20 +204,26 @@ class Trainer:
             self.run.truncate_after(0)
             return
         state = load_trainer_state(latest)
-        if self.policy.peft is not None:
-            load_adapter(self.policy.peft, latest)
-            self.optimizer.load_state_dict(state["optimizer"])
-        else:
-            saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
-            self.processes.load_full_state(self.model, self.optimizer, saved.state_dict(), state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.stream.load_state_dict(state["stream"])
         randomness = state["processes"]
         if len(randomness) != self.processes.world:
             raise ConfigError(
                 f"--resume: {latest} was written by {len(randomness)} training processes; resume it with as many "
                 f"(this launch has {self.processes.world})"
             )
+        if self.policy.peft is not None:
+            load_adapter(self.policy.peft, latest)
+            self.optimizer.load_state_dict(state["optimizer"])
+        elif self.processes.engine is not None:
+            if not (latest / ENGINE_DIR).is_dir():
+                raise ConfigError(f"--resume: {latest} was not written under DeepSpeed; resume it with the launch that wrote it")
+            self.processes.load_engine_state(latest / ENGINE_DIR)
+        else:
+            if state["optimizer"] is None:
+                raise ConfigError(f"--resume: {latest} holds DeepSpeed optimizer state; resume it under DeepSpeed")
+            saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
+            self.processes.load_full_state(self.model, self.optimizer, saved.state_dict(), state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stream.load_state_dict(state["stream"])
         set_rng_state(randomness[self.processes.rank]["rng"])
         self.generator.set_state(randomness[self.processes.rank]["generator"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])

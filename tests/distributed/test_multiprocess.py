@@ -16,16 +16,26 @@ ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
 
 
-FSDP = ["--use_fsdp", "--fsdp_version", "2"]  # accelerate sets ACCELERATE_USE_FSDP; mmrft shards with fully_shard
+# In place of --multi_gpu. FSDP: accelerate sets ACCELERATE_USE_FSDP and mmrft shards with fully_shard.
+# DeepSpeed: the shipped config files, with 2 processes; accelerate builds the engine (on a CPU,
+# DeepSpeed's CPU accelerator over gloo).
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
+ENGINES = {
+    "fsdp": ["--use_fsdp", "--fsdp_version", "2"],
+    "zero2": ["--config_file", str(CONFIGS / "zero2.yaml")],
+    "zero3": ["--config_file", str(CONFIGS / "zero3.yaml")],
+}
 
 
-def launcher(fsdp: bool) -> list[str]:
-    """accelerate's 2-process launch; with FSDP, --use_fsdp takes --multi_gpu's place (they exclude each other)."""
-    return [("--use_fsdp" if a == "--multi_gpu" else a) for a in ACCELERATE] + FSDP[1:] if fsdp else ACCELERATE
+def launcher(engine: str | None) -> list[str]:
+    """accelerate's 2-process launch, plain (DDP) or with ``engine``."""
+    if engine is None:
+        return ACCELERATE
+    return [a for a in ACCELERATE if a != "--multi_gpu"] + ENGINES[engine]
 
 
-def launch(command: list[str], processes: int, tmp_path: Path, fsdp: bool = False) -> None:
-    prefix = launcher(fsdp) if processes == 2 else [sys.executable]
+def launch(command: list[str], processes: int, tmp_path: Path, engine: str | None = None) -> None:
+    prefix = launcher(engine) if processes == 2 else [sys.executable]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     result = subprocess.run([*prefix, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -53,15 +63,22 @@ def config_file(tmp_path_factory, tiny_model_dir, grounding_data, length_reward)
     return path
 
 
+SHARDING = {None: None, "fsdp": "FSDP", "zero2": "DeepSpeed ZeRO-2", "zero3": "DeepSpeed ZeRO-3"}
+
+
 @pytest.mark.parametrize(
-    "half, fsdp", [(False, False), (True, False), (False, True)], ids=["even-shards", "one-process-idle", "fsdp"]
+    "half, engine",
+    [(False, None), (True, None), (False, "fsdp"), (False, "zero2"), (False, "zero3")],
+    ids=["even-shards", "one-process-idle", "fsdp", "zero2", "zero3"],
 )
-def test_two_processes_match_one(config_file, tmp_path, half, fsdp):
+def test_two_processes_match_one(config_file, tmp_path, half, engine):
     flag = ["--half"] if half else []
     launch([str(WORKER), str(config_file), str(tmp_path / "one.pt"), *flag], 1, tmp_path)
-    launch([str(WORKER), str(config_file), str(tmp_path / "two.pt"), *flag], 2, tmp_path, fsdp=fsdp)
+    launch([str(WORKER), str(config_file), str(tmp_path / "two.pt"), *flag], 2, tmp_path, engine=engine)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
-    assert (one["processes"], two["processes"], two["sharded"]) == (1, 2, fsdp)
+    zero_stage = int(engine[-1]) if engine and engine.startswith("zero") else None
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert (two["sharding"], two["zero_stage"]) == (SHARDING[engine], zero_stage)
 
     torch.testing.assert_close(two["advantages"], one["advantages"])
     assert one["advantages"].abs().sum() > 0
@@ -75,19 +92,21 @@ def test_two_processes_match_one(config_file, tmp_path, half, fsdp):
     # the gradient tolerance above) moves a weight by up to a few hundredths of the step (lr 1e-3).
     for name, weight in one["weights"].items():
         torch.testing.assert_close(two["weights"][name], weight, rtol=0, atol=5e-5, msg=name)
+    assert one["nonfinite"] == two["nonfinite"] == {"skipped": 1, "unchanged": True}
 
 
-@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, grounding_data, fsdp):
+@pytest.mark.parametrize("engine", [None, "fsdp", "zero2", "zero3"], ids=["ddp", "fsdp", "zero2", "zero3"])
+def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, grounding_data, engine):
     """``accelerate launch -m mmrft train``: one run directory written once, resumable with as many processes."""
     config = json.loads(config_file.read_text())
     config.update(output_dir=str(tmp_path / "run"), save_every=1, rollouts_every=1)
-    if fsdp:  # every process takes part in evaluation's forwards: check it, on a few held-out samples
+    sharded = engine is not None
+    if sharded:  # every process takes part in evaluation's forwards: check it, on a few held-out samples
         config.update(eval_before_after=True, eval_samples=4, data={**config["data"], "heldout": str(grounding_data.heldout)})
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     train = ["-m", "mmrft", "train", str(path)]
-    launch([*train, "--max-steps", "2"], 2, tmp_path, fsdp=fsdp)
+    launch([*train, "--max-steps", "2"], 2, tmp_path, engine=engine)
     run = tmp_path / "run"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2]  # the main process logs, once per step
@@ -99,21 +118,23 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, gr
 
     checkpoint = run / "checkpoints" / "step-000002"
     assert json.loads((checkpoint / "config.json").read_text())["architectures"] == ["Qwen2_5_VLForConditionalGeneration"]
-    if fsdp:
+    if sharded:
         from transformers import AutoModelForImageTextToText
 
-        reloaded = AutoModelForImageTextToText.from_pretrained(checkpoint)  # whole weights, plain layout
+        reloaded, info = AutoModelForImageTextToText.from_pretrained(checkpoint, output_loading_info=True)
+        assert not any(info.values()), info  # whole weights under the plain layout's names, nothing missing
         assert sum(p.numel() for p in reloaded.parameters()) > 1_000_000
+        assert (checkpoint / "deepspeed").is_dir() == engine.startswith("zero")  # DeepSpeed's per-process state
         assert (run / "eval" / "start" / "heldout" / "eval.json").is_file()
 
-    launch([*train, "--max-steps", "3", "--resume"], 2, tmp_path, fsdp=fsdp)
+    launch([*train, "--max-steps", "3", "--resume"], 2, tmp_path, engine=engine)
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
-    if fsdp:
+    if sharded:
         assert json.loads((run / "summary.json").read_text())["final"]["heldout"]["n"] == 4
         # the gathered model and optimizer state resume exactly: step 3 as in an uninterrupted run
         straight = {**config, "output_dir": str(tmp_path / "straight"), "eval_before_after": False}
         path.write_text(json.dumps(straight))
-        launch([*train, "--max-steps", "3"], 2, tmp_path, fsdp=True)
+        launch([*train, "--max-steps", "3"], 2, tmp_path, engine=engine)
         resumed, uninterrupted = (
             json.loads((root / "metrics.jsonl").read_text().splitlines()[-1]) for root in (run, tmp_path / "straight")
         )
@@ -126,23 +147,17 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, gr
     assert result.returncode != 0 and "written by 2 training processes" in result.stderr
 
 
-def test_a_deepspeed_launch_is_refused_with_the_fsdp_alternative(monkeypatch):
-    from mmrft.config import ConfigError
-    from mmrft.training.distributed import Processes
-
-    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
-    with pytest.raises(ConfigError, match="configs/accelerate/fsdp.yaml"):
-        Processes()
-
-
-def test_fsdp_refuses_what_would_desynchronise_its_processes(config_file, tmp_path):
-    """Token-budget micro-batches differ in number between processes: under FSDP that would hang, so it is refused."""
+@pytest.mark.parametrize("engine", ["fsdp", "zero2"])
+def test_sharded_engines_refuse_what_would_desynchronise_their_processes(config_file, tmp_path, engine):
+    """Token-budget micro-batches differ in number between processes: under FSDP (every forward
+    gathers) or DeepSpeed ZeRO-2 (every backward reduces) that would hang, so it is refused."""
     config = json.loads(config_file.read_text())
     config.update(output_dir=str(tmp_path / "run"), optim={**config["optim"], "grad_accum": 1, "micro_batch_tokens": 4096})
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29700 + os.getpid() % 200)}
     result = subprocess.run(
-        [*launcher(True), "-m", "mmrft", "train", str(path), "--max-steps", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        [*launcher(engine), "-m", "mmrft", "train", str(path), "--max-steps", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
-    assert result.returncode != 0 and "optim.micro_batch_tokens: not supported under FSDP" in result.stderr
+    expected = f"optim.micro_batch_tokens: not supported under {SHARDING[engine]}"
+    assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
