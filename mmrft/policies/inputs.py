@@ -76,6 +76,7 @@ class PromptBatch:
     videos: VisualBank = field(default_factory=VisualBank)
     video_index: list[list[int]] = field(default_factory=list)  # per prompt, video bank indices
     video_times: list[list[float] | None] = field(default_factory=list)  # seconds of each sampled frame of the first video
+    parts: list[PromptParts] = field(default_factory=list)  # per prompt, its text and visuals before processing (a vLLM request's)
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -212,11 +213,12 @@ def build_prompt_batch(
     """
     bank, videos = VisualBank(), VisualBank()
     decoded: dict[str, DecodedVideo] = {}  # each unique video decoded once per batch
-    rows, visual_index, video_index, image_sizes, input_sizes, video_times = [], [], [], [], [], []
+    rows, visual_index, video_index, image_sizes, input_sizes, video_times, every_part = [], [], [], [], [], [], []
     patch = processor.image_processor.patch_size
     temporal = getattr(processor.video_processor, "temporal_patch_size", 2)
     for sample in samples:
         parts = prompt_parts(sample, processor, image_pixels, video_options, decoded)
+        every_part.append(parts)
         image_items, clips, keys = parts.image_items, parts.clips, parts.video_keys
         enc = processor(text=[parts.text], images=parts.images or None, return_tensors="pt", **parts.video_kwargs())
         indices, offset = [], 0
@@ -273,6 +275,7 @@ def build_prompt_batch(
         videos=videos,
         video_index=video_index,
         video_times=video_times,
+        parts=every_part,
     )
 
 
@@ -353,4 +356,5 @@ def select_prompts(batch: PromptBatch, prompts: list[int]) -> PromptBatch:
         videos=videos,
         video_index=[batch.videos.subset(batch.video_index[p], videos) for p in prompts] if batch.video_index else [],
         video_times=[batch.video_times[p] for p in prompts] if batch.video_times else [],
+        parts=[batch.parts[p] for p in prompts] if batch.parts else [],
     )

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import torch
 
-from mmrft.policies.inputs import PromptParts, prompt_parts
+from mmrft.policies.inputs import PromptBatch, PromptParts, prompt_parts
 from mmrft.policies.qwen_vl import QwenVLPolicy, Rollout
 
 SUPPRESSED_BIAS = -100.0
@@ -65,12 +65,16 @@ def multimodal_data(parts: PromptParts) -> dict:
     return data
 
 
-def vllm_requests(policy: QwenVLPolicy, samples: list[dict]) -> list[dict]:
-    """One vLLM prompt per sample: the chat-templated text and its visuals, as the HF path sees them."""
-    decoded: dict = {}  # each unique video decoded once
+def vllm_requests(policy: QwenVLPolicy, samples: list[dict], batch: PromptBatch | None = None) -> list[dict]:
+    """One vLLM prompt per sample: the chat-templated text and its visuals, as the HF path sees them
+    (taken from ``batch``, the samples' PromptBatch, where the caller has one: nothing is loaded twice)."""
+    if batch is not None and batch.parts:
+        every_part = batch.parts
+    else:
+        decoded: dict = {}  # each unique video decoded once
+        every_part = [prompt_parts(s, policy.processor, policy.image_pixels, policy.video_options, decoded) for s in samples]
     requests = []
-    for sample in samples:
-        parts = prompt_parts(sample, policy.processor, policy.image_pixels, policy.video_options, decoded)
+    for parts in every_part:
         request = {"prompt": parts.text}
         data = multimodal_data(parts)
         if data:
@@ -156,7 +160,25 @@ def training_weights(policy: QwenVLPolicy) -> Iterator[tuple[str, torch.Tensor]]
             yield name.replace(".base_layer.", "."), p.detach()
 
 
-class VLLMSampler:
+class EngineWeights:
+    """The training weights, pushed to an engine lazily: after an update, before the next rollout."""
+
+    stale = True  # the engine starts from the weights on disk; training may have resumed from others
+
+    def mark_updated(self) -> None:
+        """The training weights changed: push them before the next rollout."""
+        self.stale = True
+
+    def sync(self) -> None:
+        if self.stale:
+            self.push_weights()
+            self.stale = False
+
+    def push_weights(self) -> None:
+        raise NotImplementedError
+
+
+class VLLMSampler(EngineWeights):
     """A vLLM engine serving one policy's rollouts (see the module docstring)."""
 
     def __init__(
@@ -184,14 +206,9 @@ class VLLMSampler:
             limit_mm_per_prompt={"image": 4, "video": 1},
         )
         self.asleep = False
-        self.stale = True  # the engine holds the weights on disk; training may have resumed from others
         if sleep:
             self.llm.sleep(level=2)  # level 2 drops the weights: they are pushed on waking
             self.asleep = True
-
-    def mark_updated(self) -> None:
-        """The training weights changed: push them before the next rollout."""
-        self.stale = True
 
     def push_weights(self) -> None:
         """Load the training model's current weights into the engine."""
@@ -199,7 +216,6 @@ class VLLMSampler:
         with torch.no_grad():
             runner.model.load_weights(training_weights(self.policy))
         self.llm.reset_prefix_cache()
-        self.stale = False
 
     def sample(
         self,
@@ -211,30 +227,29 @@ class VLLMSampler:
         seed: int | None = None,
         batch=None,
     ) -> Rollout:
-        """``num_samples`` completions of each sample's prompt (greedy at temperature 0). ``batch``
-        (the HF path's PromptBatch) is not needed: the engine processes the visuals itself."""
+        """``num_samples`` completions of each sample's prompt (greedy at temperature 0). ``batch``:
+        the samples' PromptBatch where the caller has one (its prompts' text and visuals are reused)."""
         from vllm import SamplingParams
 
         if self.asleep:
             self.llm.wake_up(tags=["weights"])
-        if self.stale:
-            self.push_weights()
+        self.sync()
         if self.asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self.asleep = False
         params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, **sampling_extras(self.policy, seed))
-        outputs = self.llm.generate(vllm_requests(self.policy, samples), sampling_params=params, use_tqdm=False)
+        outputs = self.llm.generate(vllm_requests(self.policy, samples, batch), sampling_params=params, use_tqdm=False)
         completions = [c for out in outputs for c in out.outputs]
         rollout = rollout_from_outputs(
             self.policy, [list(c.token_ids) for c in completions], [sampled_logprobs(c) for c in completions], num_samples
         )
         if self.sleep_between:
             self.llm.sleep(level=2)
-            self.asleep = self.stale = True
+            self.asleep = self.stale = True  # level 2 dropped the weights
         return rollout
 
 
-class VLLMServerSampler:
+class VLLMServerSampler(EngineWeights):
     """Rollouts from a separate vLLM server (its own GPUs), through TRL's ``VLLMClient``: start it with
     ``vllm serve MODEL --weight-transfer-config '{"backend": "nccl"}' --enable-scale-out
     --logprobs-mode processed_logprobs``. Prompts go as the HF path's token ids with server-processed
@@ -251,26 +266,20 @@ class VLLMServerSampler:
         if mode != "processed_logprobs":
             raise RuntimeError(f"the vLLM server at {base_url} runs with --logprobs-mode {mode}; restart it with processed_logprobs")
         self.client.init_communicator(torch.device("cuda", torch.cuda.current_device()))
-        self.stale = True
-
-    def mark_updated(self) -> None:
-        self.stale = True
 
     def push_weights(self) -> None:
         weights = list(training_weights(self.policy))
         metadata = [(name, str(t.dtype).removeprefix("torch."), list(t.shape)) for name, t in weights]
         self.client.update_named_params(metadata, iter(weights))
         self.client.reset_prefix_cache()
-        self.stale = False
 
     def sample(self, samples, num_samples=1, max_new_tokens=32, temperature=1.0, top_p=1.0, seed=None, batch=None) -> Rollout:
         batch = batch if batch is not None else self.policy.prompts(samples)
         if len(batch.videos):
             raise ValueError("the vLLM server mode takes images only (TRL's client has no video path); use the colocated engine")
-        if self.stale:
-            self.push_weights()
+        self.sync()
         prompt_ids = [row[mask.bool()].tolist() for row, mask in zip(batch.input_ids, batch.attention_mask, strict=True)]
-        images = [request.get("multi_modal_data", {}).get("image") for request in vllm_requests(self.policy, samples)]
+        images = [request.get("multi_modal_data", {}).get("image") for request in vllm_requests(self.policy, samples, batch)]
         features = self.client.image_features(images) if any(images) else None
         if features is not None:
             image_token = self.policy.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")

@@ -57,6 +57,30 @@ def test_video_requests_pass_the_sampled_frames_as_uint8_with_their_metadata(loa
     assert meta["fps"] == 25 and meta["do_sample_frames"] is False
 
 
+def test_requests_reuse_the_prompt_batchs_text_and_visuals(load_tiny_policy, grounding_data, monkeypatch):
+    """Training builds the PromptBatch first; the engine's requests then load nothing again."""
+    from mmrft.policies import vllm_engine
+    from mmrft.policies.inputs import select_prompts
+
+    policy = load_tiny_policy("qwen2_5_vl")
+    samples = [JsonlDataset(grounding_data.heldout)[i] for i in range(3)]
+    fresh = vllm_requests(policy, samples)
+    batch = policy.prompts(samples)
+
+    def no_second_load(*args, **kwargs):
+        raise AssertionError("prompt_parts called again")
+
+    monkeypatch.setattr(vllm_engine, "prompt_parts", no_second_load)
+    reused = vllm_requests(policy, samples, batch)
+    assert [r["prompt"] for r in reused] == [r["prompt"] for r in fresh]
+    for k, request in enumerate(reused):
+        (image,) = request["multi_modal_data"]["image"]
+        assert image is batch.parts[k].images[0]
+        assert list(image.getdata()) == list(fresh[k]["multi_modal_data"]["image"][0].getdata())
+    (last,) = vllm_requests(policy, samples[2:], select_prompts(batch, [2]))  # a sub-batch keeps its prompts' parts
+    assert last["prompt"] == fresh[2]["prompt"]
+
+
 def test_rollout_from_engine_tokens_equals_the_hf_samplers_rollout(load_tiny_policy, grounding_data):
     """Feeding the HF sampler's own tokens and log-probs through the vLLM assembly gives back the same rollout."""
     policy = load_tiny_policy("qwen2_5_vl")
