@@ -4,7 +4,8 @@
     python tools/demo_seeds.py --task temporal_grounding --out runs/video_seeds
 
 Each run is `mmrft train` with its own output directory under runs/seeds/. Runs started in
-parallel get one CPU thread each (OMP_NUM_THREADS=1), and so does the SFT baseline, so the
+parallel get one CPU thread each (OMP_NUM_THREADS=1), and so does the SFT baseline, which is
+queued when the first RFT run finishes and trains for that run's wall time, so the
 equal-wall-time comparison is like for like. Prints a markdown table and writes
 runs/seeds/table.json.
 """
@@ -14,7 +15,7 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,26 +36,36 @@ def run(name: str, config: str, seed: int, extra: list[str], out_root: Path) -> 
     return json.loads((out / "summary.json").read_text())
 
 
+def training_minutes(run_dir: Path) -> float:
+    """Training wall time of a run (time/elapsed_s of its last logged step), in minutes."""
+    last = (run_dir / "metrics.jsonl").read_text().splitlines()[-1]
+    return json.loads(last)["time/elapsed_s"] / 60
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="grounding")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--minutes", type=float, default=14.0, help="training wall time limit of every run")
+    parser.add_argument(
+        "--minutes", type=float,
+        help="the SFT baseline's training wall time (default: that of the first RFT run to finish; RFT runs keep their config's limits)",
+    )
     parser.add_argument("--out", default="runs/seeds")
     parser.add_argument("--no-baseline", action="store_true")
     args, extra = parser.parse_known_args()
     out_root = ROOT / args.out
     out_root.mkdir(parents=True, exist_ok=True)
     rft_config, sft_config, (first, second) = TASKS[args.task]
-    jobs = [(f"demo_seed{s}", rft_config, s) for s in args.seeds]
-    if not args.no_baseline:
-        jobs.append(("sft_equal_time", sft_config, args.seeds[0]))
     with ThreadPoolExecutor(args.parallel) as pool:
-        futures = {
-            name: pool.submit(run, name, config, seed, [f"max_minutes={args.minutes}", *extra], out_root)
-            for name, config, seed in jobs
-        }
+        futures = {f"demo_seed{s}": pool.submit(run, f"demo_seed{s}", rft_config, s, extra, out_root) for s in args.seeds}
+        if not args.no_baseline:  # queued once an RFT run has finished, with its training time (equal compute)
+            done = next(as_completed(futures.values()))
+            name = next(n for n, f in futures.items() if f is done)
+            minutes = args.minutes or training_minutes(out_root / name)
+            futures["sft_equal_time"] = pool.submit(
+                run, "sft_equal_time", sft_config, args.seeds[0], [f"max_minutes={minutes:.2f}", *extra], out_root
+            )
         results = {name: f.result() for name, f in futures.items()}
     rows = [f"| run | steps | held-out {first} start → final | held-out {second} start → final |", "|---|---|---|---|"]
     table = {}
