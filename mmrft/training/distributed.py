@@ -22,9 +22,10 @@ gradient reduction, clipping (``optim.max_grad_norm``), the skip of a non-finite
 optimizer step; the trainer marks the last micro-batch of each step as DeepSpeed's accumulation
 boundary. ZeRO-2 partitions gradients and optimizer state, reducing gradients in every
 backward; ZeRO-3 also the weights, which DeepSpeed gathers module by module in every forward,
-sampling's included. Both run in lock-step like FSDP. Optimizer state is saved in DeepSpeed's own per-process files inside each
-checkpoint (``deepspeed/``), beside the whole weights in HF layout. (On a CPU, DeepSpeed's CPU
-accelerator talks gloo; the CPU tests run the same engine code the GPU runs.)
+sampling's included. Both run in lock-step like FSDP. Optimizer state is saved in DeepSpeed's
+own per-process files inside each checkpoint (``deepspeed/``), beside the whole weights in HF
+layout. (On a CPU, DeepSpeed's CPU accelerator talks gloo; the CPU tests run the same engine
+code the GPU runs.)
 
 In a single process (plain ``mmrft train``) every method here is the identity.
 """
