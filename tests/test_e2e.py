@@ -107,3 +107,23 @@ def test_driving_grpo_without_a_world_model_is_a_one_line_error(tmp_path, capsys
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "world_model.path" in err
+
+
+@pytest.mark.slow
+def test_planner_recipe_runs_end_to_end(tmp_path):
+    """The VLM waypoint planner: SFT on expert plans, then GRPO scored by the trajectory verifier."""
+    if not (BASE / "config.json").is_file():
+        pytest.skip(f"shipped base missing at {BASE}")
+    sft, grpo = tmp_path / "sft", tmp_path / "grpo"
+    common = ["max_minutes=null", "save_every=2", *_data_overrides(tmp_path)]
+    assert main(["train", str(ROOT / "configs/driving_sft_planner.yaml"), "--max-steps", "2", "--output-dir", str(sft), "batch_size=4", *common]) == 0
+    checkpoint = json.loads((sft / "summary.json").read_text())["final_checkpoint"]
+    code = main(
+        ["train", str(ROOT / "configs/driving_grpo_planner.yaml"), "--max-steps", "2", "--output-dir", str(grpo),
+         f"model.name_or_path={checkpoint}", "batch_size=2", "generation.num_generations=2", *common]
+    )
+    assert code == 0
+    summary = json.loads((grpo / "summary.json").read_text())
+    assert set(summary["final"]["heldout"]["metrics"]) >= {"reward", "collision", "offroad", "valid", "ade", "fde"}
+    steps = [json.loads(line) for line in (grpo / "metrics.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == [1, 2] and all("reward/trajectory/mean" in s for s in steps)

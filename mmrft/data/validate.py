@@ -101,6 +101,15 @@ def _check_track(solution: Any) -> str | None:
     return None
 
 
+@register_solution_checker("driving_plan")
+def _check_waypoints(solution: Any) -> str | None:
+    if not isinstance(solution, list) or not solution or not all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_number(v) for v in p) for p in solution
+    ):
+        return f"driving_plan solution must be a non-empty list of [x, y] waypoints in metres, got {solution!r}"
+    return None
+
+
 @register_solution_checker("classification")
 def _check_label(solution: Any) -> str | None:
     if not isinstance(solution, str) or not solution.strip():

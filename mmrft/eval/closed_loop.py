@@ -59,14 +59,21 @@ HORIZONS_S = (1.0, 2.0, 3.0)
 
 
 def load_action_policy(checkpoint: str | Path, chunk: int = CHUNK):
-    """A saved action policy: a token-action (Qwen-VL) checkpoint if it holds a processor, else a Gaussian head."""
+    """A saved action policy. A Qwen-VL checkpoint (it holds a processor) is the token-action VLA if
+    its tokenizer has the action tokens, else the waypoint planner; anything else is a Gaussian head."""
     from mmrft.policies.action import GaussianTrajectoryPolicy
 
-    if (Path(checkpoint) / "preprocessor_config.json").is_file():
-        from mmrft.policies.vla import TokenActionPolicy
+    path = Path(checkpoint)
+    if any((path / name).is_file() for name in ("processor_config.json", "preprocessor_config.json")):
+        from mmrft.policies.vla import ACTION_TOKENS, TokenActionPolicy
 
-        return TokenActionPolicy(str(checkpoint), chunk)
-    if not (Path(checkpoint) / "config.json").is_file():
+        tokenizer = path / "tokenizer.json"
+        if tokenizer.is_file() and ACTION_TOKENS[0] in tokenizer.read_text(encoding="utf-8"):
+            return TokenActionPolicy(str(path), chunk)
+        from mmrft.policies.planner import WaypointPlannerPolicy
+
+        return WaypointPlannerPolicy(str(path), chunk)
+    if not (path / "config.json").is_file():
         raise FileNotFoundError(f"not an action-policy checkpoint (no config.json): {checkpoint}")
     return GaussianTrajectoryPolicy.from_pretrained(checkpoint)
 
@@ -90,5 +97,7 @@ def driving_benchmark(checkpoint: str, split: str = "heldout", episodes: int = 2
         metrics[f"l2@{h:g}s"] = float(np.mean([r[f"l2@{h:g}s"] for r in rows]))
     nonfinite = metrics.pop("nonfinite")
     failures = {"nonfinite": round(nonfinite * episodes)} if nonfinite else {}
+    if getattr(policy, "unparseable", 0):  # the waypoint planner's answers that were not a plan
+        failures["unparseable_plans"] = policy.unparseable
     report = {"benchmark": "driving", "model": str(checkpoint), "n": episodes, "metrics": metrics, "failures": failures}
     return report, rows

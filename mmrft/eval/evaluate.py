@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -23,6 +24,7 @@ from mmrft.rewards.detection import Detection, coco_map, ground_truth_detections
 from mmrft.rewards.grounding import score_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
+from mmrft.rewards.trajectory import ade, fde, parse_waypoints, score_trajectory
 from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
 from mmrft.rewards.vqa import score_vqa
 
@@ -148,6 +150,29 @@ def _score_tracking(text: str, sample: dict, meta: dict) -> Scored:
     iou = score_track(text, sample["solution"], size, meta["input_size"], meta["convention"]) or 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_track" if track is None else None)
     return Scored(track, {"mean_iou": iou}, failure)
+
+
+@TASK_SCORERS.register("driving_plan")
+def _score_plan(text: str, sample: dict, meta: dict) -> Scored:
+    """The `trajectory` verifier's terms: reward, collision, off-road, progress; `valid` is 0 (and
+    every term 0) for a missing, unparseable or wrong-length waypoint list. ADE/FDE come per split."""
+    answer = extract_answer(text)
+    columns = {key: sample.get(key) for key in ("obstacles", "road", "ego_size", "reference", "goal")}
+    scores = score_trajectory(text, sample["solution"], **columns) or {"reward": 0.0}
+    waypoints = parse_waypoints(answer) if answer is not None else None
+    if "ade" not in scores:
+        failure = "no_answer_block" if answer is None else ("unparseable_waypoints" if waypoints is None else "wrong_waypoint_count")
+        return Scored(None, {"reward": 0.0, "collision": 0.0, "offroad": 0.0, "progress": 0.0, "valid": 0.0}, failure)
+    return Scored(waypoints.tolist(), {**{k: float(scores[k]) for k in ("reward", "collision", "offroad", "progress")}, "valid": 1.0})
+
+
+@DATASET_METRICS.register("driving_plan")
+def _plan_errors(rows: list[dict], samples: list[dict]) -> dict[str, float]:
+    """ADE and FDE (metres) to the expert's waypoints over the valid answers only (nan if none)."""
+    pairs = [(np.asarray(r["parsed"]), np.asarray(s["solution"], dtype=float)) for r, s in zip(rows, samples, strict=True) if r.get("valid")]
+    if not pairs:
+        return {"ade": float("nan"), "fde": float("nan")}
+    return {"ade": float(np.mean([ade(p, g) for p, g in pairs])), "fde": float(np.mean([fde(p, g) for p, g in pairs]))}
 
 
 @dataclass

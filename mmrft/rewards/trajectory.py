@@ -41,6 +41,11 @@ def parse_waypoints(text: str) -> np.ndarray | None:
     return points
 
 
+def format_waypoints(points: np.ndarray | Sequence[Sequence[float]]) -> str:
+    """`[(x1, y1), ...]` with one decimal (metres): the waypoint text `parse_waypoints` reads back."""
+    return "[" + ", ".join(f"({x:.1f}, {y:.1f})" for x, y in np.round(np.asarray(points, dtype=float)[:, :2], 1) + 0.0) + "]"
+
+
 def waypoints_from(completion: Any) -> np.ndarray | None:
     """Waypoints from an action policy's array ([T, 2] or [T, 3] with yaw) or a text completion.
 

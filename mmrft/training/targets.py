@@ -6,6 +6,7 @@ import torch
 
 from mmrft.registry import Registry
 from mmrft.rewards.coords import format_box, from_original
+from mmrft.rewards.trajectory import format_waypoints
 
 TARGET_RENDERERS = Registry("target renderer")
 
@@ -25,6 +26,11 @@ def _interval_target(solution, convention: str, image_size, input_size) -> str:
 def _track_target(solution, convention: str, image_size, input_size) -> str:
     boxes = ["null" if b is None else format_box(from_original(b, convention, image_size, input_size)) for b in solution]
     return f"<answer>[{', '.join(boxes)}]</answer>"
+
+
+@TARGET_RENDERERS.register("driving_plan")
+def _waypoints_target(solution, convention: str, image_size, input_size) -> str:
+    return f"<answer>{format_waypoints(solution)}</answer>"
 
 
 @TARGET_RENDERERS.register("classification")

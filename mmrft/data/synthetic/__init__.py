@@ -1,20 +1,28 @@
 """Synthetic datasets generated from a seed; `python -m mmrft.data.synthetic --help`.
 
 Image tasks (:mod:`shapes`): grounding, classification, counting. Video tasks
-(:mod:`moving_shapes`): temporal_grounding, video_qa, tracking.
+(:mod:`moving_shapes`): temporal_grounding, video_qa, tracking. Driving plans
+(:mod:`driving_plans`): driving_plan, the VLM waypoint planner's task.
 """
 
 from pathlib import Path
 
+from mmrft.data.synthetic.driving_plans import TASK as PLAN_TASK
+from mmrft.data.synthetic.driving_plans import write_plan_split
 from mmrft.data.synthetic.moving_shapes import write_video_split
 from mmrft.data.synthetic.shapes import SPLITS, TASKS, make_sample, write_split
 
 VIDEO_TASKS = ("temporal_grounding", "video_qa", "tracking")
-ALL_TASKS = (*TASKS, *VIDEO_TASKS)
+ALL_TASKS = (*TASKS, *VIDEO_TASKS, PLAN_TASK)
 
 
 def write_synthetic_split(task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112) -> Path:
-    """Write a split of any synthetic task (image or video) into ``out_dir``."""
+    """Write a split of any synthetic task (image, video or driving plans) into ``out_dir``.
+
+    Driving plans have a fixed 56-pixel frame (the simulator's renderer): `size` does not apply.
+    """
+    if task == PLAN_TASK:
+        return write_plan_split(split, out_dir, n, seed=seed)
     if task in VIDEO_TASKS:
         return write_video_split(task, split, out_dir, n, seed=seed, size=size)
     return write_split(task, split, out_dir, n, seed=seed, image_size=size)
