@@ -8,7 +8,7 @@ import torch
 
 from mmrft.envs.expert import log_episodes
 from mmrft.envs.vector import DrivingVectorEnv
-from mmrft.eval.closed_loop import rollout
+from mmrft.eval.closed_loop import load_action_policy, rollout
 from mmrft.policies.vla import ACTION_TOKENS, BINS, TokenActionPolicy, to_bins
 from mmrft.training.driving import chunk_starts, expert_batch
 
@@ -29,8 +29,8 @@ def test_action_tokens_are_added_once_and_bins_round_trip(policy, tmp_path):
     assert np.allclose(policy.centres.numpy()[to_bins(values)], values)
     assert to_bins(np.array([-3.0, 3.0])).tolist() == [0, BINS - 1]
     policy.save_pretrained(tmp_path)
-    again = TokenActionPolicy(str(tmp_path), CHUNK)
-    assert torch.equal(again.action_ids, policy.action_ids)
+    again = load_action_policy(tmp_path, CHUNK)  # told apart from a planner checkpoint by its action tokens
+    assert isinstance(again, TokenActionPolicy) and torch.equal(again.action_ids, policy.action_ids)
 
 
 def test_sampling_and_training_log_probs_agree_and_ratio_is_one(policy):
