@@ -204,8 +204,12 @@ def build_prompt_batch(
     model,
     image_pixels: dict[str, int] | None = None,
     video_options: dict | None = None,
+    keep_parts: bool = False,
 ) -> PromptBatch:
     """Process ``samples`` into a left-padded :class:`PromptBatch` for ``model``.
+
+    ``keep_parts``: keep each prompt's text and loaded visuals on the batch (``parts``) for a
+    vLLM request; otherwise they are dropped once processed.
 
     ``video_options`` are :func:`mmrft.data.video.decode_video` arguments (reader, fps or
     nframes, min/max pixels per frame, max_tokens, on_over_budget); a video item's own keys
@@ -275,7 +279,7 @@ def build_prompt_batch(
         videos=videos,
         video_index=video_index,
         video_times=video_times,
-        parts=every_part,
+        parts=every_part if keep_parts else [],
     )
 
 

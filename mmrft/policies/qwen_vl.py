@@ -109,9 +109,10 @@ class QwenVLPolicy:
     def arch(self) -> str:
         return self.model.config.model_type
 
-    def prompts(self, samples: list[dict]) -> PromptBatch:
-        """Process samples into a :class:`PromptBatch` (left-padded, visuals deduplicated)."""
-        return build_prompt_batch(samples, self.processor, self.model, self.image_pixels, self.video_options)
+    def prompts(self, samples: list[dict], keep_parts: bool = False) -> PromptBatch:
+        """Process samples into a :class:`PromptBatch` (left-padded, visuals deduplicated);
+        ``keep_parts`` keeps each prompt's text and visuals for a vLLM request."""
+        return build_prompt_batch(samples, self.processor, self.model, self.image_pixels, self.video_options, keep_parts)
 
     def _precision(self, model):
         """Autocast in the mixed-precision dtype when there is one (a no-op otherwise)."""

@@ -274,7 +274,7 @@ class VLLMServerSampler(EngineWeights):
         self.client.reset_prefix_cache()
 
     def sample(self, samples, num_samples=1, max_new_tokens=32, temperature=1.0, top_p=1.0, seed=None, batch=None) -> Rollout:
-        batch = batch if batch is not None else self.policy.prompts(samples)
+        batch = batch if batch is not None else self.policy.prompts(samples, keep_parts=True)
         if len(batch.videos):
             raise ValueError("the vLLM server mode takes images only (TRL's client has no video path); use the colocated engine")
         self.sync()

@@ -166,7 +166,7 @@ class GRPOTrainer(Trainer):
     def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:
         gen, policy = self.config.generation, self.policy
         t_prepare = time.perf_counter()
-        batch = policy.prompts(samples)
+        batch = policy.prompts(samples, keep_parts=self.vllm is not None)
         t0 = time.perf_counter()
         timings["prepare_s"] += t0 - t_prepare
         self.model.eval()

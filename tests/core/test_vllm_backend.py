@@ -65,7 +65,8 @@ def test_requests_reuse_the_prompt_batchs_text_and_visuals(load_tiny_policy, gro
     policy = load_tiny_policy("qwen2_5_vl")
     samples = [JsonlDataset(grounding_data.heldout)[i] for i in range(3)]
     fresh = vllm_requests(policy, samples)
-    batch = policy.prompts(samples)
+    assert policy.prompts(samples).parts == []  # the HF path keeps no loaded visuals on the batch
+    batch = policy.prompts(samples, keep_parts=True)
 
     def no_second_load(*args, **kwargs):
         raise AssertionError("prompt_parts called again")

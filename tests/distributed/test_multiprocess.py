@@ -34,11 +34,15 @@ def launcher(engine: str | None) -> list[str]:
     return [a for a in ACCELERATE if a != "--multi_gpu"] + ENGINES[engine]
 
 
-def launch(command: list[str], processes: int, tmp_path: Path, engine: str | None = None) -> None:
+def launch(command: list[str], processes: int, tmp_path: Path, engine: str | None = None, fails_with: str | None = None) -> None:
+    """Run `command` in 1 or 2 processes; it must succeed, or with `fails_with` fail saying so."""
     prefix = launcher(engine) if processes == 2 else [sys.executable]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     result = subprocess.run([*prefix, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if fails_with is None:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    else:
+        assert result.returncode != 0 and fails_with in result.stderr, result.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +145,7 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, gr
         for key in ("loss", "reward/mean", "grad_norm", "entropy"):
             assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-5, abs=1e-8), key
 
-    result = subprocess.run(
-        [sys.executable, *train, "--max-steps", "4", "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode != 0 and "written by 2 training processes" in result.stderr
+    launch([*train, "--max-steps", "4", "--resume"], 1, tmp_path, fails_with="written by 2 training processes")
 
 
 @pytest.mark.parametrize("engine", ["fsdp", "zero2"])
@@ -155,9 +156,5 @@ def test_sharded_engines_refuse_what_would_desynchronise_their_processes(config_
     config.update(output_dir=str(tmp_path / "run"), optim={**config["optim"], "grad_accum": 1, "micro_batch_tokens": 4096})
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps(config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29700 + os.getpid() % 200)}
-    result = subprocess.run(
-        [*launcher(engine), "-m", "mmrft", "train", str(path), "--max-steps", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
     expected = f"optim.micro_batch_tokens: not supported under {SHARDING[engine]}"
-    assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
+    launch(["-m", "mmrft", "train", str(path), "--max-steps", "1"], 2, tmp_path, engine=engine, fails_with=expected)
