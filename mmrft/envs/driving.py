@@ -66,6 +66,11 @@ def instruction(lane: float) -> str:
     return f"Reach the goal in the {side} lane, hit nothing."
 
 
+def prompt_text(ego: np.ndarray, lane: float) -> str:
+    """What a VLM policy is told besides the frame: the instruction, its speed and lane offset."""
+    return f"{instruction(lane)} v {ego[3]:.1f} dy {lane - ego[1]:+.1f}"
+
+
 def sample_scenario(split: str, seed: int, index: int) -> tuple[np.ndarray, np.ndarray, float]:
     """One initial state, a pure function of (split, seed, index)."""
     rng = np.random.default_rng([seed, SPLITS[split], index])

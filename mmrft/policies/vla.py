@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mmrft.envs.driving import instruction
+from mmrft.envs.driving import prompt_text
 from mmrft.envs.render import SIZE, render
 from mmrft.policies.loading import load_model_and_processor
 from mmrft.policies.qwen_vl import QwenVLPolicy
@@ -34,10 +34,6 @@ ACTION_TOKENS = tuple(f"<|act_{i}|>" for i in range(BINS))
 def to_bins(actions: np.ndarray) -> np.ndarray:
     """Nearest bin index of each normalised action value."""
     return np.rint((np.clip(actions, -1, 1) + 1) / 2 * (BINS - 1)).astype(np.int64)
-
-
-def prompt_text(ego: np.ndarray, lane: float) -> str:
-    return f"{instruction(lane)} v {ego[3]:.1f} dy {lane - ego[1]:+.1f}"
 
 
 class TokenActionPolicy(nn.Module):

@@ -33,10 +33,8 @@ tokens instead of 4 (set on the image item, so training and closed-loop driving 
 
 def plan_prompt(ego: np.ndarray, lane: float, chunk: int = CHUNK) -> str:
     """The planner's question for one state: instruction, speed, lane offset, answer format."""
-    from mmrft.policies.vla import prompt_text
-
     return (
-        f"{prompt_text(ego, lane)}. Give your next {chunk} positions, one every {world.DT:g} s, in metres from "
+        f"{world.prompt_text(ego, lane)}. Give your next {chunk} positions, one every {world.DT:g} s, in metres from "
         f"where you are (x ahead, y left), as <answer>[(x1, y1), ...]</answer>."
     )
 
