@@ -24,8 +24,9 @@ from mmrft.policies.loading import load_model_and_processor
 from mmrft.policies.qwen_vl import QwenVLPolicy
 from mmrft.rewards.trajectory import waypoints_from
 
-MAX_NEW_TOKENS = 64
-"""Enough for five `(x, y)` pairs with one decimal and the answer tags."""
+MAX_NEW_TOKENS = 96
+"""Five `(x, y)` pairs with one decimal and the answer tags take 64-69 tokens of the tiny tokenizer
+(the expert's plans), so 96 leaves room for a longer answer to be read, not cut off."""
 
 
 class WaypointPlannerPolicy:
