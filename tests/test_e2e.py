@@ -127,3 +127,15 @@ def test_planner_recipe_runs_end_to_end(tmp_path):
     assert set(summary["final"]["heldout"]["metrics"]) >= {"reward", "collision", "offroad", "valid", "ade", "fde"}
     steps = [json.loads(line) for line in (grpo / "metrics.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [1, 2] and all("reward/trajectory/mean" in s for s in steps)
+
+    # closed loop: GRPO of the SFT planner inside a (small) world model
+    wm, closed = tmp_path / "wm", tmp_path / "closed"
+    data = [f"data.train={tmp_path / 'driving' / 'train.npz'}", f"data.heldout={tmp_path / 'driving' / 'heldout.npz'}",
+            "data.train_episodes=24", "data.heldout_episodes=8"]
+    small_wm = ["world_model.members=2", "world_model.hidden=32", "max_steps=40", "save_every=40", "eval_every=0"]
+    assert main(["train", str(ROOT / "configs/driving_world_model.yaml"), *data, *small_wm, "--output-dir", str(wm)]) == 0
+    overrides = [f"world_model.path={wm / 'checkpoints' / 'step-000040'}", f"policy.init={checkpoint}", "grpo.scenarios_per_step=2",
+                 "grpo.group_size=2", "max_steps=1", "eval_episodes=2"]
+    assert main(["train", str(ROOT / "configs/driving_grpo_planner_wm.yaml"), *data, *overrides, "--output-dir", str(closed)]) == 0
+    (row,) = [json.loads(line) for line in (closed / "metrics.jsonl").read_text().splitlines()]
+    assert row["clip_frac"] == 0.0 and row["entropy"] > 0  # one iteration: every ratio is exactly 1

@@ -30,8 +30,8 @@ TASKS = {  # RFT config, equal-time SFT config, the two held-out metrics tabulat
 def run(name: str, config: str, seed: int, extra: list[str], out_root: Path) -> dict:
     out = out_root / name
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "mmrft", "train", config, f"--seed={seed}", f"--output-dir={out}", "progress_bar=false", *extra]
-    with open(out_root / f"{name}.log", "w") as log:
+    cmd = [sys.executable, "-m", "mmrft", "train", config, f"--seed={seed}", f"--output-dir={out}", "--resume", "progress_bar=false", *extra]
+    with open(out_root / f"{name}.log", "a") as log:  # --resume: a rerun continues an interrupted run
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=log, stderr=subprocess.STDOUT)
     return json.loads((out / "summary.json").read_text())
 

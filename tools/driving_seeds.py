@@ -34,8 +34,8 @@ def train(config: str, out: Path, extra: list[str], run: bool = True) -> dict:
     """The run's summary.json, training it first if it has none (and `run`)."""
     if run and not (out / "summary.json").is_file():
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        with open(out.with_suffix(".log"), "w") as log:
-            cmd = ["mmrft", "train", config, f"--output-dir={out}", *extra]
+        with open(out.with_suffix(".log"), "a") as log:
+            cmd = ["mmrft", "train", config, f"--output-dir={out}", "--resume", *extra]  # a rerun continues an interrupted run
             subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=log, stderr=subprocess.STDOUT)
     return json.loads((out / "summary.json").read_text())
 

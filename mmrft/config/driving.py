@@ -43,9 +43,11 @@ class WorldModelConfig:
 
 @dataclass
 class ActionPolicyConfig:
-    kind: Literal["gaussian", "tokens"] = "gaussian"
+    kind: Literal["gaussian", "tokens", "planner"] = "gaussian"
     """gaussian: WorldRFT-style Gaussian trajectory head over waypoints (mmrft.policies.action);
-    tokens: a Qwen-VL model reading the frame and writing OpenVLA-style action tokens (mmrft.policies.vla)."""
+    tokens: a Qwen-VL model reading the frame and writing OpenVLA-style action tokens (mmrft.policies.vla);
+    planner: a Qwen-VL model writing its next waypoints as text (mmrft.policies.planner; GRPO only,
+    from an SFT checkpoint of configs/driving_sft_planner.yaml)."""
     init: str | None = None
     """Start from this checkpoint directory (the action_grpo stage starts from a BC run's)."""
     model: str = "models/tiny-qwen2_5_vl-base"

@@ -24,11 +24,12 @@ def rollout(env: ChunkedDrivingEnv, policy, options: dict, seed: int = 0, greedy
     """Run `policy` in `env` from the reset `options` until every episode ends.
 
     Returns each environment's episode score, and with `record` what the GRPO update needs: the
-    policy's per-decision records, the sampling-time log-probs [N, D, k] and an alive mask [N, D].
+    policy's per-decision records, the sampling-time log-probs [N, D, k], an alive mask [N, D] and,
+    for a policy whose answers vary in length, which of the k tokens each answer has [N, D, k].
     """
     obs, _ = env.reset(seed=seed, options=options)
     generator = torch.Generator().manual_seed(seed)
-    records, logprobs, alive_masks = [], [], []
+    records, logprobs, alive_masks, token_masks = [], [], [], []
     while not env.done.all():
         alive = ~env.done
         out = policy.act(obs, generator=generator, greedy=greedy)
@@ -37,9 +38,12 @@ def rollout(env: ChunkedDrivingEnv, policy, options: dict, seed: int = 0, greedy
             records.append(out["record"])
             logprobs.append(out["logprobs"])
             alive_masks.append(torch.as_tensor(alive))
+            token_masks.append(out.get("mask"))
     result = {"scores": env.final_scores(), "clipped_actions": env.clipped_actions}
     if record:
         result["batch"] = {"records": records, "logprobs": torch.stack(logprobs, dim=1), "alive": torch.stack(alive_masks, dim=1)}
+        if token_masks and token_masks[0] is not None:  # variable-length answers (the planner's text)
+            result["batch"]["tokens"] = torch.stack(token_masks, dim=1)
     return result
 
 

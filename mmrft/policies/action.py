@@ -143,3 +143,11 @@ def build_tokens(policy, chunk: int):
     from mmrft.policies.vla import TokenActionPolicy
 
     return TokenActionPolicy(policy.init or policy.model, chunk)
+
+
+@ACTION_POLICIES.register("planner")
+def build_planner(policy, chunk: int):
+    """The waypoint planner from `policy.init` (an SFT run's checkpoint) or the base `policy.model`."""
+    from mmrft.policies.planner import WaypointPlannerPolicy
+
+    return WaypointPlannerPolicy(policy.init or policy.model, chunk)

@@ -7,21 +7,21 @@ writes ``[(x1, y1), ...]`` (metres from the ego) greedily or sampled, and `contr
 turns the waypoints into the action chunk. An answer that does not parse or has the wrong number
 of waypoints is counted (``unparseable``, over every environment in the batch, finished episodes
 included) and replaced by holding the current speed and heading for the chunk. Log-prob grain:
-the text token.
+the text token (the model's full softmax), so it also trains closed loop in the world model
+(``policy.kind: planner`` in the `action_grpo` stage), each decision's answer masked past its end.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from mmrft.data.synthetic.driving_plans import plan_content
 from mmrft.envs import driving as world
-from mmrft.envs.render import SIZE, render
 from mmrft.policies.action import controls_for_waypoints
-from mmrft.policies.loading import load_model_and_processor
-from mmrft.policies.qwen_vl import QwenVLPolicy
+from mmrft.policies.vla import QwenActionPolicy
 from mmrft.rewards.trajectory import waypoints_from
 
 MAX_NEW_TOKENS = 96
@@ -29,29 +29,15 @@ MAX_NEW_TOKENS = 96
 (the expert's plans), so 96 leaves room for a longer answer to be read, not cut off."""
 
 
-class WaypointPlannerPolicy:
+class WaypointPlannerPolicy(QwenActionPolicy):
     """See the module docstring. ``model_path``: a Qwen-VL checkpoint trained on `driving_plan`."""
 
     def __init__(self, model_path: str, chunk: int):
-        model, processor = load_model_and_processor(model_path)
-        model.eval()
-        self.qwen = QwenVLPolicy(model, processor, coord_convention="input_pixels")
-        self.chunk = chunk
+        super().__init__(model_path, chunk)
         self.unparseable = 0
 
-    def prompts(self, obs: dict):
-        frames = obs["image"] if "image" in obs else render(obs["ego"], obs["obstacles"])
-        samples = [
-            {
-                "id": str(i),
-                "image_size": [SIZE, SIZE],
-                "messages": [
-                    {"role": "user", "content": plan_content(Image.fromarray(frames[i]), obs["ego"][i], float(obs["lane"][i, 0]), self.chunk)}
-                ],
-            }
-            for i in range(len(frames))
-        ]  # fmt: skip
-        return self.qwen.prompts(samples)
+    def content(self, image: Image.Image, ego: np.ndarray, lane: float) -> list[dict]:
+        return plan_content(image, ego, lane, self.chunk)
 
     def waypoints(self, texts: list[str], ego: np.ndarray) -> np.ndarray:
         """Absolute waypoints [N, H, 2] from the answers; a bad answer holds speed and heading."""
@@ -68,8 +54,24 @@ class WaypointPlannerPolicy:
 
     @torch.no_grad()
     def act(self, obs: dict, generator: torch.Generator | None = None, greedy: bool = False) -> dict:
-        rollout = self.qwen.sample(
-            self.prompts(obs), 1, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0 if greedy else 1.0, generator=generator
-        )
+        """The action chunk through the written waypoints; log-probs and the token mask [N, MAX_NEW_TOKENS]
+        (padded, so decisions stack), and the record the GRPO stage rescores."""
+        batch = self.prompts(obs)
+        rollout = self.qwen.sample(batch, 1, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0 if greedy else 1.0, generator=generator)
         actions = controls_for_waypoints(obs["ego"], self.waypoints(rollout.texts, obs["ego"]))
-        return {"actions": actions, "logprobs": rollout.logprobs, "record": rollout.texts}
+        pad = MAX_NEW_TOKENS - rollout.completion_ids.shape[1]
+        ids = F.pad(rollout.completion_ids, (0, pad), value=self.qwen.pad_id)
+        mask = F.pad(rollout.completion_mask, (0, pad))
+        return {"actions": actions, "logprobs": F.pad(rollout.logprobs, (0, pad)), "mask": mask, "record": (batch, ids, mask)}
+
+    def decision_logprobs(self, records: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs [N, D, MAX_NEW_TOKENS] of recorded answers (teacher-forced; 0 past an answer's
+        end), and the mean entropy over answer tokens."""
+        logprobs, entropy_sum, count = [], 0.0, 0
+        for batch, ids, mask in records:
+            lp, entropy = self.qwen.token_logprobs(batch, torch.arange(len(ids)), ids, mask)
+            logprobs.append(lp * mask)
+            entropy_sum = entropy_sum + (entropy * mask).sum()
+            count += int(mask.sum())
+        return torch.stack(logprobs, dim=1), entropy_sum / max(count, 1)
+

@@ -36,21 +36,25 @@ def to_bins(actions: np.ndarray) -> np.ndarray:
     return np.rint((np.clip(actions, -1, 1) + 1) / 2 * (BINS - 1)).astype(np.int64)
 
 
-class TokenActionPolicy(nn.Module):
-    """See the module docstring. ``model_path``: a Qwen-VL checkpoint (the shipped tiny base, a BC run's)."""
+class QwenActionPolicy(nn.Module):
+    """What the Qwen-VL action policies share: a checkpoint's model and processor (with
+    ``extra_tokens`` added), the prompt of each state (the frame rendered from it, then the
+    subclass's `content`), and saving and loading in Hugging Face layout."""
 
-    def __init__(self, model_path: str, chunk: int):
+    def __init__(self, model_path: str, chunk: int, extra_tokens: tuple[str, ...] = ()):
         super().__init__()
         model, processor = load_model_and_processor(model_path)
         tokenizer = processor.tokenizer
-        missing = [t for t in ACTION_TOKENS if t not in tokenizer.get_vocab()]
+        missing = [t for t in extra_tokens if t not in tokenizer.get_vocab()]
         if missing:
             tokenizer.add_tokens(missing, special_tokens=True)
             model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         self.model, self.chunk = model, chunk
         self.qwen = QwenVLPolicy(model, processor, coord_convention="input_pixels")
-        self.action_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(ACTION_TOKENS)))
-        self.centres = torch.linspace(-1.0, 1.0, BINS, dtype=torch.float64)
+
+    def content(self, image: Image.Image, ego: np.ndarray, lane: float) -> list[dict]:
+        """The user turn for one state."""
+        raise NotImplementedError
 
     def prompts(self, obs: dict):
         frames = obs["image"] if "image" in obs else render(obs["ego"], obs["obstacles"])
@@ -58,14 +62,30 @@ class TokenActionPolicy(nn.Module):
             {
                 "id": str(i),
                 "image_size": [SIZE, SIZE],
-                "messages": [{"role": "user", "content": [
-                    {"type": "image", "image": Image.fromarray(frames[i])},
-                    {"type": "text", "text": prompt_text(obs["ego"][i], float(obs["lane"][i, 0]))},
-                ]}],
+                "messages": [{"role": "user", "content": self.content(Image.fromarray(frames[i]), obs["ego"][i], float(obs["lane"][i, 0]))}],
             }
             for i in range(len(frames))
-        ]  # fmt: skip
+        ]
         return self.qwen.prompts(samples)
+
+    def save_pretrained(self, directory, **_) -> None:
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.qwen.processor.save_pretrained(directory)
+
+    def load_weights(self, directory: Path) -> None:
+        self.model.load_state_dict(type(self.model).from_pretrained(directory).state_dict())
+
+
+class TokenActionPolicy(QwenActionPolicy):
+    """See the module docstring. ``model_path``: a Qwen-VL checkpoint (the shipped tiny base, a BC run's)."""
+
+    def __init__(self, model_path: str, chunk: int):
+        super().__init__(model_path, chunk, ACTION_TOKENS)
+        self.action_ids = torch.tensor(self.qwen.processor.tokenizer.convert_tokens_to_ids(list(ACTION_TOKENS)))
+        self.centres = torch.linspace(-1.0, 1.0, BINS, dtype=torch.float64)
+
+    def content(self, image: Image.Image, ego: np.ndarray, lane: float) -> list[dict]:
+        return [{"type": "image", "image": image}, {"type": "text", "text": prompt_text(ego, lane)}]
 
     def token_ids(self, actions: np.ndarray) -> torch.Tensor:
         """Action chunks [N, H, 2] as their 2H action tokens per row (the BC targets)."""
@@ -89,13 +109,6 @@ class TokenActionPolicy(nn.Module):
             logprobs.append(lp)
             entropies.append(entropy.mean())
         return torch.stack(logprobs, dim=1), torch.stack(entropies).mean()
-
-    def save_pretrained(self, directory, **_) -> None:
-        self.model.save_pretrained(directory, safe_serialization=True)
-        self.qwen.processor.save_pretrained(directory)
-
-    def load_weights(self, directory: Path) -> None:
-        self.model.load_state_dict(type(self.model).from_pretrained(directory).state_dict())
 
     def imitation_logprobs(self, obs: dict, actions: np.ndarray, offsets: np.ndarray) -> torch.Tensor:
         """Log-probs [N, 2H] of the expert's action chunks, binned to action tokens (teacher forcing)."""

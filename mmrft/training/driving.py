@@ -74,7 +74,7 @@ class DrivingStage:
             raise ConfigError(f"stage {config.stage}: the driving stages run in one process; launch without accelerate")
         self.config = config
         torch.manual_seed(config.seed)
-        self.run = RunDir(config.output_dir, config)
+        self.run = RunDir(config.output_dir, config, resume=resume)
         data = config.data
         self.train_episodes = load_episodes(data.train, "train", data.train_episodes, data.expert_noise, data.seed)
         self.heldout_episodes = load_episodes(data.heldout, "heldout", data.heldout_episodes, data.expert_noise, data.seed)
@@ -242,6 +242,8 @@ class ActionGRPOStage(DrivingStage):
         batch = out["batch"]
         old = batch["logprobs"].flatten(1)  # [N, D * k]: k log-probs (tokens) per decision
         mask = batch["alive"].repeat_interleave(batch["logprobs"].shape[2], dim=1).float()
+        if "tokens" in batch:  # the planner's answers end before k tokens
+            mask = mask * batch["tokens"].flatten(1)
         aggregate = LOSS_AGGREGATIONS.get(g.loss_aggregation)
         for _ in range(g.num_iterations):
             logprobs, entropy = self.model.decision_logprobs(batch["records"])

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from mmrft.config import to_dict
+from mmrft.config import ConfigError, to_dict
+
+RUN_FILES = ("metrics.jsonl", "checkpoints", "eval", "summary.json")
+"""What a run leaves in its directory: a fresh run refuses a directory that holds any of them."""
 
 
 def _jsonable(value):
@@ -20,11 +23,19 @@ def _jsonable(value):
 class RunDir:
     """Owns everything a run writes; nothing is written outside ``root``.
 
-    With ``write=False`` (every training process but the main one) it writes nothing.
+    With ``write=False`` (every training process but the main one) it writes nothing. Unless
+    ``resume``, ``root`` must not hold an earlier run: a fresh run there would reuse its start
+    evaluation and append to its logs.
     """
 
-    def __init__(self, root: str | Path, config, report_to: list[str] = (), write: bool = True):
+    def __init__(self, root: str | Path, config, report_to: list[str] = (), write: bool = True, resume: bool = False):
         self.root = Path(root)
+        left = [name for name in RUN_FILES if (self.root / name).exists()]
+        if left and not resume:
+            raise ConfigError(
+                f"output_dir: {self.root} already holds a run ({', '.join(left)}); continue it with --resume, "
+                "or start a new run in another --output-dir"
+            )
         self.checkpoints = self.root / "checkpoints"
         self.write = write
         self.sinks = []

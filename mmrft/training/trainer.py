@@ -100,7 +100,7 @@ class Trainer:
         for key, path in (("data.train", config.data.train), ("data.heldout", config.data.heldout)):
             if path and not Path(path).is_file():
                 raise ConfigError(f"{key}: no such file: {path}")
-        self.run = RunDir(config.output_dir, config, config.report_to, write=self.processes.is_main)
+        self.run = RunDir(config.output_dir, config, config.report_to, write=self.processes.is_main, resume=resume)
         self.policy = load_policy(config.model, config.video)
         self.model = self.policy.model.to(self.processes.device)
         processes = self.processes

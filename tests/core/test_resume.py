@@ -68,3 +68,16 @@ def test_sft_resume_matches_uninterrupted_run(tmp_path, make_train_config):
     # SFT at lr 1e-3 lowers the loss on its targets within a few steps.
     assert m_straight[4]["loss"] < m_straight[1]["loss"]
     assert_same_weights(straight, resumed)
+
+
+def test_a_fresh_run_refuses_a_directory_that_holds_a_run(tmp_path, make_train_config):
+    """Without --resume a second run would reuse the first's start evaluation and append to its logs."""
+    from mmrft.config import ConfigError
+
+    SFTTrainer(make_train_config(tmp_path, stage="sft", max_steps=1)).train()
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match="already holds a run .*metrics.jsonl.*--resume"):
+        SFTTrainer(make_train_config(tmp_path, stage="sft", max_steps=2))
+    assert (tmp_path / "metrics.jsonl").read_text() == before  # nothing touched
+    SFTTrainer(make_train_config(tmp_path, stage="sft", max_steps=2), resume=True).train()
+    assert sorted(read_metrics(tmp_path)) == [1, 2]

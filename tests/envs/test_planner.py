@@ -6,15 +6,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from mmrft.data.synthetic import write_synthetic_split
 from mmrft.data.jsonl import JsonlDataset
 from mmrft.data.validate import check_sample
 from mmrft.envs import driving as world
-from mmrft.envs.vector import CHUNK
-from mmrft.eval.closed_loop import driving_benchmark, load_action_policy
+from mmrft.envs.vector import CHUNK, DrivingVectorEnv
+from mmrft.eval.closed_loop import driving_benchmark, load_action_policy, rollout
 from mmrft.eval.evaluate import DATASET_METRICS, TASK_SCORERS
-from mmrft.policies.planner import WaypointPlannerPolicy
+from mmrft.policies.planner import MAX_NEW_TOKENS, WaypointPlannerPolicy
 from mmrft.rewards.registry import get_reward
 from mmrft.rewards.trajectory import format_waypoints
 from mmrft.training.targets import target_text
@@ -94,3 +95,18 @@ def test_the_sft_target_is_the_expert_plan_in_answer_tags(plans):
     text = target_text(sample, "input_pixels", (56, 56), (112, 112))
     assert text == answer(sample["solution"])
     assert TASK_SCORERS.get("driving_plan")(text, sample, {}).scores["valid"] == 1.0
+
+
+def test_planner_log_probs_agree_between_sampling_and_training_so_the_ratio_starts_at_one(tiny_model_dir):
+    """Closed-loop GRPO in the world model: the recorded answers rescored teacher-forced give the
+    sampling log-probs on every answer token; padding past an answer's end is masked out."""
+    torch.manual_seed(0)
+    planner = WaypointPlannerPolicy(str(tiny_model_dir("qwen2_5_vl")), 2)
+    out = rollout(DrivingVectorEnv(2, chunk=2), planner, {"split": "train", "indices": range(1), "group_size": 2}, seed=0, greedy=False, record=True)
+    batch = out["batch"]
+    tokens = batch["tokens"] * batch["alive"][..., None]
+    assert batch["logprobs"].shape == tokens.shape and batch["logprobs"].shape[2] == MAX_NEW_TOKENS
+    assert 0 < tokens.sum() < tokens.numel()  # some answers stop early: the padding is masked
+    recomputed, entropy = planner.decision_logprobs(batch["records"])
+    assert (recomputed - batch["logprobs"])[tokens.bool()].abs().max() <= 1e-4
+    assert (recomputed[~batch["tokens"].bool()] == 0).all() and entropy.item() > 0
