@@ -24,7 +24,7 @@ from mmrft.rewards.detection import Detection, coco_map, ground_truth_detections
 from mmrft.rewards.grounding import score_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
-from mmrft.rewards.trajectory import ade, fde, parse_waypoints, score_trajectory
+from mmrft.rewards.trajectory import ade, fde, score_trajectory, waypoints_from
 from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
 from mmrft.rewards.vqa import score_vqa
 
@@ -155,13 +155,16 @@ def _score_tracking(text: str, sample: dict, meta: dict) -> Scored:
 @TASK_SCORERS.register("driving_plan")
 def _score_plan(text: str, sample: dict, meta: dict) -> Scored:
     """The `trajectory` verifier's terms: reward, collision, off-road, progress; `valid` is 0 (and
-    every term 0) for a missing, unparseable or wrong-length waypoint list. ADE/FDE come per split."""
-    answer = extract_answer(text)
+    every term 0) for a missing, unparseable or wrong-length waypoint list. ADE/FDE come per split.
+    The waypoints are read as the verifier reads them: the answer block, else the whole text."""
+    waypoints = waypoints_from(text)
     columns = {key: sample.get(key) for key in ("obstacles", "road", "ego_size", "reference", "goal")}
-    scores = score_trajectory(text, sample["solution"], **columns) or {"reward": 0.0}
-    waypoints = parse_waypoints(answer) if answer is not None else None
-    if "ade" not in scores:
-        failure = "no_answer_block" if answer is None else ("unparseable_waypoints" if waypoints is None else "wrong_waypoint_count")
+    scores = score_trajectory(waypoints, sample["solution"], **columns) if waypoints is not None else None
+    if not scores or "ade" not in scores:
+        if waypoints is not None:
+            failure = "wrong_waypoint_count"
+        else:
+            failure = "no_answer_block" if extract_answer(text) is None else "unparseable_waypoints"
         return Scored(None, {"reward": 0.0, "collision": 0.0, "offroad": 0.0, "progress": 0.0, "valid": 0.0}, failure)
     return Scored(waypoints.tolist(), {**{k: float(scores[k]) for k in ("reward", "collision", "offroad", "progress")}, "valid": 1.0})
 

@@ -62,6 +62,8 @@ def test_bad_plans_are_invalid_with_a_reason_and_errors_average_over_valid_ones(
     scored = [scorer(text, sample, {}) for text, sample in zip(texts, samples)]
     assert [s.failure for s in scored] == [None, "no_answer_block", "unparseable_waypoints", "wrong_waypoint_count"]
     assert [s.scores["valid"] for s in scored] == [1.0, 0.0, 0.0, 0.0]
+    bare = scorer(format_waypoints(samples[0]["solution"]), samples[0], {})  # no tags: read as the verifier reads it
+    assert bare.failure is None and bare.scores == scored[0].scores
     assert all(s.scores["reward"] == 0.0 for s in scored[1:])
     rows = [{"parsed": s.parsed, **s.scores} for s in scored]
     assert DATASET_METRICS.get("driving_plan")(rows, samples) == {"ade": 0.0, "fde": 0.0}
