@@ -23,23 +23,27 @@ METRICS = ("success", "collision", "offroad", "progress", "goal", "reward", "non
 def rollout(env: ChunkedDrivingEnv, policy, options: dict, seed: int = 0, greedy: bool = True, record: bool = False) -> dict:
     """Run `policy` in `env` from the reset `options` until every episode ends.
 
-    Returns each environment's episode score, and with `record` what the GRPO update needs: the
-    policy's per-decision records, the sampling-time log-probs [N, D, k], an alive mask [N, D] and,
-    for a policy whose answers vary in length, which of the k tokens each answer has [N, D, k].
+    Returns each environment's episode score, the clipped actions, how many answers of live
+    episodes the policy flagged `invalid` (the planner's non-plans), and with `record` what the
+    GRPO update needs: the policy's per-decision records, the sampling-time log-probs [N, D, k],
+    an alive mask [N, D] and, for a policy whose answers vary in length, which of the k tokens
+    each answer has [N, D, k].
     """
     obs, _ = env.reset(seed=seed, options=options)
     generator = torch.Generator().manual_seed(seed)
     records, logprobs, alive_masks, token_masks = [], [], [], []
+    invalid = 0
     while not env.done.all():
         alive = ~env.done
         out = policy.act(obs, generator=generator, greedy=greedy)
+        invalid += int(np.sum(out.get("invalid", False) & alive))
         obs, *_ = env.step(out["actions"])
         if record:
             records.append(out["record"])
             logprobs.append(out["logprobs"])
             alive_masks.append(torch.as_tensor(alive))
             token_masks.append(out.get("mask"))
-    result = {"scores": env.final_scores(), "clipped_actions": env.clipped_actions}
+    result = {"scores": env.final_scores(), "clipped_actions": env.clipped_actions, "invalid_answers": invalid}
     if record:
         result["batch"] = {"records": records, "logprobs": torch.stack(logprobs, dim=1), "alive": torch.stack(alive_masks, dim=1)}
         if token_masks and token_masks[0] is not None:  # variable-length answers (the planner's text)
@@ -101,7 +105,7 @@ def driving_benchmark(checkpoint: str, split: str = "heldout", episodes: int = 2
         metrics[f"l2@{h:g}s"] = float(np.mean([r[f"l2@{h:g}s"] for r in rows]))
     nonfinite = metrics.pop("nonfinite")
     failures = {"nonfinite": round(nonfinite * episodes)} if nonfinite else {}
-    if getattr(policy, "unparseable", 0):  # the waypoint planner's answers that were not a plan
-        failures["unparseable_plans"] = policy.unparseable
+    if out["invalid_answers"]:  # the waypoint planner's answers that were not a plan
+        failures["unparseable_plans"] = out["invalid_answers"]
     report = {"benchmark": "driving", "model": str(checkpoint), "n": episodes, "metrics": metrics, "failures": failures}
     return report, rows

@@ -171,10 +171,11 @@ def _score_plan(text: str, sample: dict, meta: dict) -> Scored:
 
 @DATASET_METRICS.register("driving_plan")
 def _plan_errors(rows: list[dict], samples: list[dict]) -> dict[str, float]:
-    """ADE and FDE (metres) to the expert's waypoints over the valid answers only (nan if none)."""
+    """ADE and FDE (metres) to the expert's waypoints over the valid answers only; absent if none
+    is valid (a mean over nothing; JSON has no NaN)."""
     pairs = [(np.asarray(r["parsed"]), np.asarray(s["solution"], dtype=float)) for r, s in zip(rows, samples, strict=True) if r.get("valid")]
     if not pairs:
-        return {"ade": float("nan"), "fde": float("nan")}
+        return {}
     return {"ade": float(np.mean([ade(p, g) for p, g in pairs])), "fde": float(np.mean([fde(p, g) for p, g in pairs]))}
 
 

@@ -11,13 +11,18 @@ def summary_table(summary: dict) -> str:
     if not columns:
         return ""
     lines = ["| split | metric | " + " | ".join(columns) + " | change |", "|---|---|" + "---|" * (len(columns) + 1)]
-    first = summary[columns[0]]
-    for split, result in first.items():
-        for metric in result["metrics"]:
-            values = [summary[c][split]["metrics"][metric] for c in columns]
-            change = f"{values[-1] - values[0]:+.3f}" if len(values) > 1 else ""
-            lines.append(f"| {split} (n={result['n']}) | {metric} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {change} |")
+    for split, result in summary[columns[0]].items():
+        results = [summary[c][split] for c in columns]
+        for metric in dict.fromkeys(m for r in results for m in r["metrics"]):  # in order, each once
+            values = [r["metrics"].get(metric) for r in results]
+            change = f"{values[-1] - values[0]:+.3f}" if len(values) > 1 and None not in values else ""
+            lines.append(f"| {split} (n={result['n']}) | {metric} | " + " | ".join(map(_cell, values)) + f" | {change} |")
     return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    """A metric a result lacks (e.g. ADE when no answer parsed) reads "n/a"."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def print_summary(summary: dict, output_dir: str | Path) -> None:
@@ -33,7 +38,7 @@ def comparison_table(reports: dict[str, dict]) -> str:
     metrics = sorted({m for r in reports.values() for m in r["metrics"]})
     lines = ["| model | n | " + " | ".join(metrics) + " | failures |", "|---|---|" + "---|" * (len(metrics) + 1)]
     for name, r in reports.items():
-        cells = " | ".join(f"{r['metrics'].get(m, float('nan')):.3f}" for m in metrics)
+        cells = " | ".join(_cell(r["metrics"].get(m)) for m in metrics)
         failures = ", ".join(f"{k} {v}" for k, v in sorted(r["failures"].items())) or "none"
         lines.append(f"| {name} | {r['n']} | {cells} | {failures} |")
     return "\n".join(lines)

@@ -5,8 +5,8 @@ verifier), on `driving_plan` samples (:mod:`mmrft.data.synthetic.driving_plans`)
 at every decision it reads the frame rendered from the state and the same prompt as in training,
 writes ``[(x1, y1), ...]`` (metres from the ego) greedily or sampled, and `controls_for_waypoints`
 turns the waypoints into the action chunk. An answer that does not parse or has the wrong number
-of waypoints is counted (``unparseable``, over every environment in the batch, finished episodes
-included) and replaced by holding the current speed and heading for the chunk. Log-prob grain:
+of waypoints is flagged (``invalid`` in the step's output; the closed-loop rollout counts those of
+live episodes) and replaced by holding the current speed and heading for the chunk. Log-prob grain:
 the text token (the model's full softmax), so it also trains closed loop in the world model
 (``policy.kind: planner`` in the `action_grpo` stage), each decision's answer masked past its end.
 """
@@ -32,37 +32,38 @@ MAX_NEW_TOKENS = 96
 class WaypointPlannerPolicy(QwenActionPolicy):
     """See the module docstring. ``model_path``: a Qwen-VL checkpoint trained on `driving_plan`."""
 
-    def __init__(self, model_path: str, chunk: int):
-        super().__init__(model_path, chunk)
-        self.unparseable = 0
-
     def content(self, image: Image.Image, ego: np.ndarray, lane: float) -> list[dict]:
         return plan_content(image, ego, lane, self.chunk)
 
-    def waypoints(self, texts: list[str], ego: np.ndarray) -> np.ndarray:
-        """Absolute waypoints [N, H, 2] from the answers; a bad answer holds speed and heading."""
+    def waypoints(self, texts: list[str], ego: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Absolute waypoints [N, H, 2] from the answers, and which answers were not a plan [N]
+        (those hold speed and heading)."""
         steps = np.arange(1, self.chunk + 1)[None, :, None] * world.DT
         heading = np.stack([np.cos(ego[:, 2]), np.sin(ego[:, 2])], axis=-1)
         offsets = ego[:, 3, None, None] * steps * heading[:, None]
+        invalid = np.zeros(len(texts), dtype=bool)
         for i, text in enumerate(texts):
             points = waypoints_from(text)
             if points is None or points.shape != (self.chunk, 2):
-                self.unparseable += 1
+                invalid[i] = True
             else:
                 offsets[i] = points
-        return ego[:, None, :2] + offsets
+        return ego[:, None, :2] + offsets, invalid
 
     @torch.no_grad()
     def act(self, obs: dict, generator: torch.Generator | None = None, greedy: bool = False) -> dict:
         """The action chunk through the written waypoints; log-probs and the token mask [N, MAX_NEW_TOKENS]
-        (padded, so decisions stack), and the record the GRPO stage rescores."""
+        (padded, so decisions stack), which answers were not a plan [N], and the record the GRPO
+        stage rescores."""
         batch = self.prompts(obs)
         rollout = self.qwen.sample(batch, 1, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0 if greedy else 1.0, generator=generator)
-        actions = controls_for_waypoints(obs["ego"], self.waypoints(rollout.texts, obs["ego"]))
+        waypoints, invalid = self.waypoints(rollout.texts, obs["ego"])
+        actions = controls_for_waypoints(obs["ego"], waypoints)
         pad = MAX_NEW_TOKENS - rollout.completion_ids.shape[1]
         ids = F.pad(rollout.completion_ids, (0, pad), value=self.qwen.pad_id)
         mask = F.pad(rollout.completion_mask, (0, pad))
-        return {"actions": actions, "logprobs": F.pad(rollout.logprobs, (0, pad)), "mask": mask, "record": (batch, ids, mask)}
+        record = (batch, ids, mask)
+        return {"actions": actions, "logprobs": F.pad(rollout.logprobs, (0, pad)), "mask": mask, "invalid": invalid, "record": record}
 
     def decision_logprobs(self, records: list) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probs [N, D, MAX_NEW_TOKENS] of recorded answers (teacher-forced; 0 past an answer's

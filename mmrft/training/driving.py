@@ -267,6 +267,7 @@ class ActionGRPOStage(DrivingStage):
             "frac_zero_std_groups": 1 - len(informative_groups(rewards, group_ids)) / g.scenarios_per_step,
             "decisions/mean": batch["alive"].sum(1).float().mean().item(),
             "actions/clipped": out["clipped_actions"],
+            "actions/invalid": out["invalid_answers"],
         }
 
     @torch.no_grad()

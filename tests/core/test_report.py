@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from mmrft.cli import main
-from mmrft.eval.report import comparison_table
+from mmrft.eval.report import comparison_table, summary_table
 from mmrft.training import GRPOTrainer
 
 
@@ -31,4 +31,15 @@ def test_comparison_table_marks_missing_metrics_and_failures():
         }
     ).splitlines()
     assert table[2] == "| base | 4 | 0.250 | 0.300 | none |"
-    assert table[3] == "| grpo | 4 | 0.500 | nan | no_answer_block 1 |"
+    assert table[3] == "| grpo | 4 | 0.500 | n/a | no_answer_block 1 |"
+
+
+def test_summary_table_shows_a_metric_one_checkpoint_lacks():
+    start = {"heldout": {"n": 3, "metrics": {"reward": 0.0, "valid": 0.0}}}  # nothing parsed: no ADE
+    final = {"heldout": {"n": 3, "metrics": {"reward": 0.5, "valid": 1.0, "ade": 0.4}}}
+    table = summary_table({"start": start, "final": final}).splitlines()
+    assert table[2:] == [
+        "| heldout (n=3) | reward | 0.000 | 0.500 | +0.500 |",
+        "| heldout (n=3) | valid | 0.000 | 1.000 | +1.000 |",
+        "| heldout (n=3) | ade | n/a | 0.400 |  |",
+    ]

@@ -69,6 +69,7 @@ def test_bad_plans_are_invalid_with_a_reason_and_errors_average_over_valid_ones(
     assert DATASET_METRICS.get("driving_plan")(rows, samples) == {"ade": 0.0, "fde": 0.0}
     shifted = [{"parsed": (np.asarray(samples[0]["solution"]) + [0.0, 1.0]).tolist(), "valid": 1.0}]
     assert DATASET_METRICS.get("driving_plan")(shifted, samples[:1]) == pytest.approx({"ade": 1.0, "fde": 1.0})
+    assert DATASET_METRICS.get("driving_plan")(rows[1:], samples[1:]) == {}  # no valid answer: no mean, not NaN
 
 
 def test_the_planner_follows_its_waypoints_and_holds_course_on_a_bad_answer(tiny_model_dir):
@@ -76,11 +77,11 @@ def test_the_planner_follows_its_waypoints_and_holds_course_on_a_bad_answer(tiny
     ego = np.array([[0.0, -2.0, 0.0, 6.0], [10.0, 2.0, 0.1, 5.0]])
     steps = np.arange(1, CHUNK + 1) * world.DT
     plan = np.stack([steps * 7.0, steps * 0.5], axis=-1)
-    points = planner.waypoints([answer(plan), "<answer>[(1.0, 0.0)]</answer>"], ego)
+    points, invalid = planner.waypoints([answer(plan), "<answer>[(1.0, 0.0)]</answer>"], ego)
     assert np.allclose(points[0], ego[0, :2] + np.round(plan, 1))
     heading = np.array([np.cos(0.1), np.sin(0.1)])
     assert np.allclose(points[1], ego[1, :2] + 5.0 * steps[:, None] * heading)
-    assert planner.unparseable == 1
+    assert invalid.tolist() == [False, True]
 
 
 def test_a_planner_checkpoint_drives_the_closed_loop_benchmark(tiny_model_dir):
