@@ -25,7 +25,7 @@ from mmrft.rewards.grounding import score_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
 from mmrft.rewards.trajectory import ade, fde, score_trajectory, waypoints_from
-from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track
+from mmrft.rewards.temporal import parse_intervals, parse_track, score_temporal, score_track, temporal_iou
 from mmrft.rewards.vqa import score_vqa
 
 TASK_SCORERS = Registry("task scorer")
@@ -138,7 +138,19 @@ def _score_temporal(text: str, sample: dict, meta: dict) -> Scored:
     iou = score_temporal(text, sample["solution"], sample.get("duration")) or 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_interval" if segments is None else None)
     scores = {f"r1@{t}": float(iou >= t) for t in (0.3, 0.5, 0.7)}
-    return Scored(segments, {**scores, "miou": iou}, failure)
+    return Scored(segments, {**scores, "miou": iou, **_target_hit(segments, sample)}, failure)
+
+
+def _target_hit(segments: list | None, sample: dict) -> dict[str, float]:
+    """On a synthetic clip, which lists every shape's window (meta.shapes): `target_hit` is 1 when
+    the answer overlaps the asked shape's window, and at least as well as any distractor's: it
+    found the queried shape, not another one (chance with k shapes and no hedging: 1/k)."""
+    windows = [(s["on_s"], s["off_s"]) for s in (sample.get("meta") or {}).get("shapes", [])]
+    if tuple(sample["solution"]) not in windows:  # not a synthetic clip, or not its windows
+        return {}
+    overlaps = {w: temporal_iou(segments[0], w) for w in windows} if segments else {}
+    mine = overlaps.get(tuple(sample["solution"]), 0.0)
+    return {"target_hit": float(mine > 0 and mine >= max(overlaps.values()))}
 
 
 @TASK_SCORERS.register("tracking")

@@ -60,4 +60,4 @@ def test_eval_cli_writes_the_frame_scaling_report(tmp_path, tiny_model_dir, caps
     assert report["n"] == 2 and set(report["fixed_frames_accuracy"]) == {"4", "8"}
     assert 4 <= report["adaptive"]["mean_frames"] <= 8
     evaluation = json.loads((tmp_path / "out" / "eval.json").read_text())
-    assert set(evaluation["metrics"]) == {"r1@0.3", "r1@0.5", "r1@0.7", "miou"}
+    assert set(evaluation["metrics"]) == {"r1@0.3", "r1@0.5", "r1@0.7", "miou", "target_hit"}

@@ -62,12 +62,13 @@ def test_scorers_on_hand_checked_answers():
     start, end = sample["solution"]
     score = TASK_SCORERS.get("temporal_grounding")
     exact = score(f"<answer>[{start}, {end}]</answer>", sample, {})
-    assert exact.scores == {"r1@0.3": 1.0, "r1@0.5": 1.0, "r1@0.7": 1.0, "miou": 1.0}
+    assert exact.scores == {"r1@0.3": 1.0, "r1@0.5": 1.0, "r1@0.7": 1.0, "miou": 1.0, "target_hit": 1.0}
     length = end - start
     shifted = score(f"<answer>[{start + length / 2}, {end + length / 2}]</answer>", sample, {})
     if end + length / 2 <= SECONDS:
         assert shifted.scores["miou"] == pytest.approx(1 / 3) and shifted.scores["r1@0.3"] == 1.0 and shifted.scores["r1@0.5"] == 0.0
     assert score("the moment is early on", sample, {}).failure == "no_answer_block"
+    assert score("the moment is early on", sample, {}).scores["target_hit"] == 0.0
     assert score("<answer>soon</answer>", sample, {}).failure == "unparseable_interval"
 
     qa, _ = make_video_sample("video_qa", "train", 0)
@@ -79,3 +80,18 @@ def test_scorers_on_hand_checked_answers():
     meta = {"image_size": (112, 112), "input_size": (112, 112), "convention": "pixels"}
     perfect = TASK_SCORERS.get("tracking")(f"<answer>{json.dumps(track['solution'])}</answer>", track, meta)
     assert perfect.scores == {"mean_iou": pytest.approx(1.0)} and perfect.failure is None
+
+
+def test_target_hit_tells_the_asked_shape_from_a_distractor():
+    sample = next(s for s in (make_video_sample("temporal_grounding", "heldout", i)[0] for i in range(50)) if _apart(s))
+    windows = [(s["on_s"], s["off_s"]) for s in sample["meta"]["shapes"]]
+    score = TASK_SCORERS.get("temporal_grounding")
+    hits = [score(f"<answer>[{start}, {end}]</answer>", sample, {}).scores["target_hit"] for start, end in windows]
+    assert hits == [float(w == tuple(sample["solution"])) for w in windows] and sum(hits) == 1.0
+    assert "target_hit" not in score("<answer>[1, 2]</answer>", {**sample, "meta": {}}, {}).scores  # no windows listed
+
+
+def _apart(sample: dict) -> bool:
+    """Every shape's window differs from the others' (so the hit is unambiguous)."""
+    windows = [(s["on_s"], s["off_s"]) for s in sample["meta"]["shapes"]]
+    return len(set(windows)) == len(windows)
