@@ -1,0 +1,59 @@
+"""What a prompt-blind answer can score on synthetic temporal grounding: the ceilings a model
+reaches without telling the asked shape from the others.
+
+    python tools/grounding_ceiling.py data/moving_shapes_tg/heldout.jsonl
+
+Each clip lists every shape's window (`meta.shapes`). For each clip the script scores, against
+the asked shape's window:
+- `union`: the span from the first shape's appearance to the last one's disappearance;
+- `random shape`: an exact window of a shape picked at random (the mean over the shapes);
+- `blind hedge @ r s`: the one window (on the clip's 0.25 s grid) with the highest mean tIoU over
+  all shapes' windows, when those windows are seen rounded to r seconds. A model that sees
+  frames at f fps through a temporal patch of 2 frames resolves r = 2 / f seconds.
+- `bound @ r s`: the asked shape's own window rounded to r seconds (perfect grounding).
+Prints mIoU and R1@0.5 for each.
+"""
+
+import argparse
+import json
+
+GRID = [i / 4 for i in range(33)]  # the clips' 0.25 s frame grid over 8 s
+
+
+def tiou(a, b) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def rounded(window, step: float) -> tuple[float, float]:
+    return (round(window[0] / step) * step, round(window[1] / step) * step)
+
+
+def best_hedge(windows) -> tuple[float, float]:
+    return max(((a, b) for a in GRID for b in GRID if b > a), key=lambda w: sum(tiou(w, x) for x in windows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("split", help="a synthetic temporal_grounding JSONL")
+    parser.add_argument("--limit", type=int, default=200)
+    args = parser.parse_args()
+    samples = [json.loads(line) for line in open(args.split)][: args.limit]
+    rows: dict[str, list[float]] = {}
+    for sample in samples:
+        target = tuple(sample["solution"])
+        windows = [(s["on_s"], s["off_s"]) for s in sample["meta"]["shapes"]]
+        answers = {"union": [(min(w[0] for w in windows), max(w[1] for w in windows))], "random shape": windows}
+        for step in (0.25, 0.5, 1.0):
+            answers[f"blind hedge @ {step:g} s"] = [best_hedge([rounded(w, step) for w in windows])]
+            answers[f"bound @ {step:g} s"] = [rounded(target, step)]
+        for name, candidates in answers.items():
+            rows.setdefault(name, []).extend(tiou(c, target) for c in candidates)
+    print(f"{args.split} (n={len(samples)})\n\n| answer | mIoU | R1@0.5 |\n|---|---|---|")
+    for name, ious in rows.items():
+        print(f"| {name} | {sum(ious) / len(ious):.3f} | {sum(i >= 0.5 for i in ious) / len(ious):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
