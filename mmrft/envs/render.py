@@ -14,6 +14,9 @@ from mmrft.envs.driving import GOAL_X, ROAD_HALF_WIDTH, ego_box, obstacle_boxes
 
 SIZE = 56
 """Frame side in pixels (a multiple of 28, so Qwen2.5-VL's processor keeps it as is)."""
+MODEL_PIXELS = 112 * 112
+"""Pixels a VLM policy sees the frame at: upsampled to 112 x 112, 16 visual tokens of the tiny
+Qwen2.5-VL (at its own 56 px the processor would give it 4, each a quarter of the view)."""
 AHEAD, BEHIND = 34.0, 8.0
 VIEW_HALF_WIDTH = 6.0
 COLOURS = {
@@ -24,6 +27,11 @@ COLOURS = {
     "obstacle": (215, 50, 40),
     "ego": (40, 90, 230),
 }
+
+
+def frame_item(image) -> dict:
+    """The frame (a path or a PIL image) as a message item, at `MODEL_PIXELS`."""
+    return {"type": "image", "image": image, "min_pixels": MODEL_PIXELS, "max_pixels": MODEL_PIXELS}
 
 
 def _pixel_grid() -> tuple[np.ndarray, np.ndarray]:

@@ -2,9 +2,10 @@
 
 OpenVLA's recipe at mmrft's scale: every normalised action dimension in [-1, 1] is cut into
 `BINS` uniform bins, each bin a token `<|act_i|>` added to the tokenizer (embeddings resized). The
-prompt holds the frame rendered from the current state, the episode's instruction and the ego's
-speed and offset to the instructed lane; the model writes 2H tokens, (acceleration, steering)
-for each of the H steps of the chunk, and each token decodes to its bin's centre.
+prompt holds the frame rendered from the current state (at `MODEL_PIXELS`, as the planner's),
+the episode's instruction and the ego's speed, offset to the instructed lane and heading; the model
+writes 2H tokens, (acceleration, steering) for each of the H steps of the chunk, and each token
+decodes to its bin's centre.
 
 Sampling and scoring are restricted to the action tokens (the softmax over those tokens only), in
 generation and in the training forward alike (`QwenVLPolicy.sample` / `token_logprobs` with
@@ -22,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from mmrft.envs.driving import prompt_text
-from mmrft.envs.render import SIZE, render
+from mmrft.envs.render import SIZE, frame_item, render
 from mmrft.policies.loading import load_model_and_processor
 from mmrft.policies.qwen_vl import QwenVLPolicy
 
@@ -85,7 +86,11 @@ class TokenActionPolicy(QwenActionPolicy):
         self.centres = torch.linspace(-1.0, 1.0, BINS, dtype=torch.float64)
 
     def content(self, image: Image.Image, ego: np.ndarray, lane: float) -> list[dict]:
-        return [{"type": "image", "image": image}, {"type": "text", "text": prompt_text(ego, lane)}]
+        """The frame and the shared prompt, plus the ego's heading (rad): this policy writes controls,
+        and the expert's steering is mostly its heading error, which the frame cannot show (0.05 rad
+        turns the ego box by a quarter of a pixel). The planner writes positions instead, and its
+        controller reads the heading from the state."""
+        return [frame_item(image), {"type": "text", "text": f"{prompt_text(ego, lane)} yaw {ego[2]:+.2f}"}]
 
     def token_ids(self, actions: np.ndarray) -> torch.Tensor:
         """Action chunks [N, H, 2] as their 2H action tokens per row (the BC targets)."""

@@ -33,6 +33,16 @@ def test_action_tokens_are_added_once_and_bins_round_trip(policy, tmp_path):
     assert isinstance(again, TokenActionPolicy) and torch.equal(again.action_ids, policy.action_ids)
 
 
+def test_the_prompt_shows_the_frame_at_16_visual_tokens_and_states_the_heading(policy):
+    env = DrivingVectorEnv(1, CHUNK)
+    obs, _ = env.reset(seed=0, options={"split": "heldout", "indices": [0]})
+    batch = policy.prompts(obs)
+    assert batch.input_sizes == [(112, 112)]  # the 56-px frame upsampled, as the planner sees it
+    tokenizer = policy.qwen.processor.tokenizer
+    assert batch.input_ids[0].tolist().count(tokenizer.convert_tokens_to_ids("<|image_pad|>")) == 16
+    assert tokenizer.decode(batch.input_ids[0]).endswith(f"yaw {obs['ego'][0, 2]:+.2f}<|im_end|>\n<|im_start|>assistant\n")
+
+
 def test_sampling_and_training_log_probs_agree_and_ratio_is_one(policy):
     out = rollout(DrivingVectorEnv(4, chunk=CHUNK), policy, {"split": "train", "indices": range(2), "group_size": 2}, seed=0, greedy=False, record=True)
     batch = out["batch"]

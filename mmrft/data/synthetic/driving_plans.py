@@ -21,14 +21,11 @@ from PIL import Image
 from mmrft.data.synthetic.writer import write_samples
 from mmrft.envs import driving as world
 from mmrft.envs.expert import log_episodes
-from mmrft.envs.render import render
+from mmrft.envs.render import frame_item, render
 from mmrft.envs.vector import CHUNK
 
 TASK = "driving_plan"
 EPISODES_PER_BATCH = 100
-PIXELS = 112 * 112
-"""The 56-pixel frame goes to the model at 112 pixels, the tiny base's image size: 16 visual
-tokens instead of 4 (set on the image item, so training and closed-loop driving agree)."""
 
 
 def plan_prompt(ego: np.ndarray, lane: float, chunk: int = CHUNK) -> str:
@@ -40,11 +37,9 @@ def plan_prompt(ego: np.ndarray, lane: float, chunk: int = CHUNK) -> str:
 
 
 def plan_content(image, ego: np.ndarray, lane: float, chunk: int = CHUNK) -> list[dict]:
-    """The user turn's content: the frame (a path or a PIL image) at `PIXELS`, then the question."""
-    return [
-        {"type": "image", "image": image, "min_pixels": PIXELS, "max_pixels": PIXELS},
-        {"type": "text", "text": plan_prompt(ego, lane, chunk)},
-    ]
+    """The user turn's content: the frame (a path or a PIL image) at `MODEL_PIXELS`, then the question
+    (set on the image item, so training and closed-loop driving agree)."""
+    return [frame_item(image), {"type": "text", "text": plan_prompt(ego, lane, chunk)}]
 
 
 def decision_points(split: str, n: int, seed: int = 0, chunk: int = CHUNK) -> list[dict]:
