@@ -72,7 +72,10 @@ def test_shared_vision_matches_per_row_encoding(arch, load_tiny_policy, groundin
     assert shared_grads.keys() == reference_grads.keys() and len(shared_grads) > 0
     nonzero = 0
     for name, grad in shared_grads.items():
-        torch.testing.assert_close(grad, reference_grads[name], rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+        # float32 summation-order noise scales with the tensor's largest gradient (up to ~7 here):
+        # measured differences are ~5e-7 of it; sharing the wrong image would differ by O(1) of it.
+        atol = 1e-5 * float(reference_grads[name].abs().max())
+        torch.testing.assert_close(grad, reference_grads[name], rtol=1e-4, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
         nonzero += bool(grad.abs().sum() > 0)
     # The loss reaches every part, the tower included: gradients are not trivially equal because both are zero.
     assert any(".visual." in n for n in shared_grads)
