@@ -56,6 +56,11 @@ class ActionPolicyConfig:
     """Hidden width."""
     init_log_std: float = -1.0
     """Initial log-std of the waypoint Gaussian (in units of one step at 8 m/s)."""
+    temperature: float = 1.0
+    """Sampling temperature of a Qwen-VL policy's GRPO rollouts (tokens, planner), as TRL's
+    ``temperature``: tokens are drawn from, and their log-probs and entropy taken under,
+    softmax(logits / temperature). Greedy evaluation does not use it; the Gaussian head has none
+    (its learned scale is its spread)."""
 
 
 @dataclass
@@ -130,5 +135,9 @@ class DrivingConfig:
             raise ConfigError("world_model.path: the action_grpo stage trains inside a world model; name a world_model run's checkpoint")
         if self.grpo.group_size < 2:
             raise ConfigError("grpo.group_size: GRPO needs at least 2 rollouts per initial state")
+        if self.policy.temperature != 1.0 and (self.stage != "action_grpo" or self.policy.kind == "gaussian"):
+            raise ConfigError("policy.temperature: a rollout setting of the Qwen-VL policies (tokens, planner) in the action_grpo stage")
+        if self.policy.temperature <= 0:
+            raise ConfigError(f"policy.temperature must be > 0 (got {self.policy.temperature}); evaluation is greedy already")
         if self.chunk < 1 or self.eval_episodes < 1:
             raise ConfigError("chunk and eval_episodes must be at least 1")

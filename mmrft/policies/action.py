@@ -142,7 +142,7 @@ def build_tokens(policy, chunk: int):
     """The token-action VLA from `policy.init` (a BC run's checkpoint) or the base `policy.model`."""
     from mmrft.policies.vla import TokenActionPolicy
 
-    return TokenActionPolicy(policy.init or policy.model, chunk)
+    return TokenActionPolicy(policy.init or policy.model, chunk, policy.temperature)
 
 
 @ACTION_POLICIES.register("planner")
@@ -150,4 +150,4 @@ def build_planner(policy, chunk: int):
     """The waypoint planner from `policy.init` (an SFT run's checkpoint) or the base `policy.model`."""
     from mmrft.policies.planner import WaypointPlannerPolicy
 
-    return WaypointPlannerPolicy(policy.init or policy.model, chunk)
+    return WaypointPlannerPolicy(policy.init or policy.model, chunk, temperature=policy.temperature)

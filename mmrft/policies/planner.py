@@ -56,7 +56,7 @@ class WaypointPlannerPolicy(QwenActionPolicy):
         (padded, so decisions stack), which answers were not a plan [N], and the record the GRPO
         stage rescores."""
         batch = self.prompts(obs)
-        rollout = self.qwen.sample(batch, 1, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0 if greedy else 1.0, generator=generator)
+        rollout = self.qwen.sample(batch, 1, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0 if greedy else self.temperature, generator=generator)
         waypoints, invalid = self.waypoints(rollout.texts, obs["ego"])
         actions = controls_for_waypoints(obs["ego"], waypoints)
         pad = MAX_NEW_TOKENS - rollout.completion_ids.shape[1]
@@ -70,7 +70,7 @@ class WaypointPlannerPolicy(QwenActionPolicy):
         end), and the mean entropy over answer tokens."""
         logprobs, entropy_sum, count = [], 0.0, 0
         for batch, ids, mask in records:
-            lp, entropy = self.qwen.token_logprobs(batch, torch.arange(len(ids)), ids, mask)
+            lp, entropy = self.qwen.token_logprobs(batch, torch.arange(len(ids)), ids, mask, temperature=self.temperature)
             logprobs.append(lp * mask)
             entropy_sum = entropy_sum + (entropy * mask).sum()
             count += int(mask.sum())

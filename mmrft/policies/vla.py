@@ -40,9 +40,10 @@ def to_bins(actions: np.ndarray) -> np.ndarray:
 class QwenActionPolicy(nn.Module):
     """What the Qwen-VL action policies share: a checkpoint's model and processor (with
     ``extra_tokens`` added), the prompt of each state (the frame rendered from it, then the
-    subclass's `content`), and saving and loading in Hugging Face layout."""
+    subclass's `content`), and saving and loading in Hugging Face layout. ``temperature`` is the
+    sampling temperature of rollouts (greedy ignores it) and of the log-probs that score them."""
 
-    def __init__(self, model_path: str, chunk: int, extra_tokens: tuple[str, ...] = ()):
+    def __init__(self, model_path: str, chunk: int, extra_tokens: tuple[str, ...] = (), temperature: float = 1.0):
         super().__init__()
         model, processor = load_model_and_processor(model_path)
         tokenizer = processor.tokenizer
@@ -50,7 +51,7 @@ class QwenActionPolicy(nn.Module):
         if missing:
             tokenizer.add_tokens(missing, special_tokens=True)
             model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        self.model, self.chunk = model, chunk
+        self.model, self.chunk, self.temperature = model, chunk, temperature
         self.qwen = QwenVLPolicy(model, processor, coord_convention="input_pixels")
 
     def content(self, image: Image.Image, ego: np.ndarray, lane: float) -> list[dict]:
@@ -80,8 +81,8 @@ class QwenActionPolicy(nn.Module):
 class TokenActionPolicy(QwenActionPolicy):
     """See the module docstring. ``model_path``: a Qwen-VL checkpoint (the shipped tiny base, a BC run's)."""
 
-    def __init__(self, model_path: str, chunk: int):
-        super().__init__(model_path, chunk, ACTION_TOKENS)
+    def __init__(self, model_path: str, chunk: int, temperature: float = 1.0):
+        super().__init__(model_path, chunk, ACTION_TOKENS, temperature)
         self.action_ids = torch.tensor(self.qwen.processor.tokenizer.convert_tokens_to_ids(list(ACTION_TOKENS)))
         self.centres = torch.linspace(-1.0, 1.0, BINS, dtype=torch.float64)
 
@@ -100,7 +101,7 @@ class TokenActionPolicy(QwenActionPolicy):
     def act(self, obs: dict, generator: torch.Generator | None = None, greedy: bool = False) -> dict:
         batch = self.prompts(obs)
         rollout = self.qwen.sample(
-            batch, 1, max_new_tokens=2 * self.chunk, temperature=0.0 if greedy else 1.0, generator=generator, allowed_ids=self.action_ids
+            batch, 1, max_new_tokens=2 * self.chunk, temperature=0.0 if greedy else self.temperature, generator=generator, allowed_ids=self.action_ids
         )
         bins = torch.searchsorted(self.action_ids, rollout.completion_ids)  # action ids are consecutive and sorted
         actions = self.centres[bins].reshape(-1, self.chunk, 2).numpy()
@@ -110,7 +111,9 @@ class TokenActionPolicy(QwenActionPolicy):
         """Log-probs [N, D, 2H] of recorded decisions (teacher-forced), and the mean token entropy."""
         logprobs, entropies = [], []
         for batch, ids in records:
-            lp, entropy = self.qwen.token_logprobs(batch, torch.arange(len(ids)), ids, torch.ones_like(ids), allowed_ids=self.action_ids)
+            lp, entropy = self.qwen.token_logprobs(
+                batch, torch.arange(len(ids)), ids, torch.ones_like(ids), temperature=self.temperature, allowed_ids=self.action_ids
+            )
             logprobs.append(lp)
             entropies.append(entropy.mean())
         return torch.stack(logprobs, dim=1), torch.stack(entropies).mean()

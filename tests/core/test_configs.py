@@ -127,6 +127,20 @@ def test_cross_field_validation():
         from_dict(TrainConfig, {"stage": "sft"})
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"stage": "action_bc", "policy": {"kind": "tokens", "temperature": 0.5}},  # a rollout setting
+        {"stage": "action_grpo", "policy": {"kind": "gaussian", "temperature": 0.5}},  # no temperature
+        {"stage": "action_grpo", "policy": {"kind": "tokens", "temperature": 0.0}},
+    ],
+)
+def test_driving_policy_temperature_is_checked(settings):
+    with pytest.raises(ConfigError, match="policy.temperature"):
+        from_dict(DrivingConfig, {**settings, "world_model": {"path": "wm"}})
+    from_dict(DrivingConfig, {"stage": "action_grpo", "policy": {"kind": "tokens", "temperature": 0.5}, "world_model": {"path": "wm"}})
+
+
 def test_missing_config_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(TrainConfig, tmp_path / "nope.yaml")

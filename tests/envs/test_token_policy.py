@@ -55,6 +55,21 @@ def test_sampling_and_training_log_probs_agree_and_ratio_is_one(policy):
         assert torch.isin(ids, policy.action_ids).all()
 
 
+def test_rollouts_at_a_lower_temperature_are_scored_at_it(policy):
+    policy.temperature = 0.5
+    try:
+        out = rollout(DrivingVectorEnv(4, chunk=CHUNK), policy, {"split": "train", "indices": range(2), "group_size": 2}, seed=0, greedy=False, record=True)
+        batch, alive = out["batch"], out["batch"]["alive"]
+        tempered, tempered_entropy = policy.decision_logprobs(batch["records"])
+        assert (tempered - batch["logprobs"])[alive].abs().max() <= 1e-4  # the ratio is 1 at this temperature too
+        policy.temperature = 1.0
+        plain, entropy = policy.decision_logprobs(batch["records"])
+        assert tempered_entropy < entropy
+        assert (tempered - plain)[alive].abs().max() > 1e-2
+    finally:
+        policy.temperature = 1.0
+
+
 def test_behaviour_cloning_raises_the_expert_tokens_likelihood(policy):
     episodes = log_episodes("train", 4, noise=0.0)
     pairs = chunk_starts(episodes, CHUNK)[::7][:8]
