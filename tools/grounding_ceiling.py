@@ -17,13 +17,9 @@ Prints mIoU and R1@0.5 for each.
 import argparse
 import json
 
+from mmrft.rewards.temporal import temporal_iou as tiou
+
 GRID = [i / 4 for i in range(33)]  # the clips' 0.25 s frame grid over 8 s
-
-
-def tiou(a, b) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
 
 
 def rounded(window, step: float) -> tuple[float, float]:
