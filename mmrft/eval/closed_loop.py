@@ -23,11 +23,14 @@ METRICS = ("success", "collision", "offroad", "progress", "goal", "reward", "non
 def rollout(env: ChunkedDrivingEnv, policy, options: dict, seed: int = 0, greedy: bool = True, record: bool = False) -> dict:
     """Run `policy` in `env` from the reset `options` until every episode ends.
 
-    Returns each environment's episode score, the clipped actions, how many answers of live
-    episodes the policy flagged `invalid` (the planner's non-plans), and with `record` what the
-    GRPO update needs: the policy's per-decision records, the sampling-time log-probs [N, D, k],
-    an alive mask [N, D] and, for a policy whose answers vary in length, which of the k tokens
-    each answer has [N, D, k].
+    The policy acts on the live episodes only (finished ones are frozen and get a zero chunk), so
+    a batch whose episodes end early costs what its live decisions cost. Returns each
+    environment's episode score, the clipped actions, how many answers the policy flagged
+    `invalid` (the planner's non-plans) and, with `record`, what the GRPO update needs: the
+    policy's record of each decision step (its live rows), an alive mask [N, D], and over the
+    live decisions in (step, env) order, the sampling-time log-probs [M, k] and, for a policy
+    whose answers vary in length, which of the k tokens each answer has [M, k].
+    `spread_decisions` lays such [M, k] values out as [N, D, k].
     """
     obs, _ = env.reset(seed=seed, options=options)
     generator = torch.Generator().manual_seed(seed)
@@ -35,9 +38,11 @@ def rollout(env: ChunkedDrivingEnv, policy, options: dict, seed: int = 0, greedy
     invalid = 0
     while not env.done.all():
         alive = ~env.done
-        out = policy.act(obs, generator=generator, greedy=greedy)
-        invalid += int(np.sum(out.get("invalid", False) & alive))
-        obs, *_ = env.step(out["actions"])
+        out = policy.act({key: value[alive] for key, value in obs.items()}, generator=generator, greedy=greedy)
+        invalid += int(np.sum(out.get("invalid", False)))
+        actions = np.zeros((env.num_envs, *out["actions"].shape[1:]))
+        actions[alive] = out["actions"]
+        obs, *_ = env.step(actions)
         if record:
             records.append(out["record"])
             logprobs.append(out["logprobs"])
@@ -45,10 +50,18 @@ def rollout(env: ChunkedDrivingEnv, policy, options: dict, seed: int = 0, greedy
             token_masks.append(out.get("mask"))
     result = {"scores": env.final_scores(), "clipped_actions": env.clipped_actions, "invalid_answers": invalid}
     if record:
-        result["batch"] = {"records": records, "logprobs": torch.stack(logprobs, dim=1), "alive": torch.stack(alive_masks, dim=1)}
+        result["batch"] = {"records": records, "logprobs": torch.cat(logprobs), "alive": torch.stack(alive_masks, dim=1)}
         if token_masks and token_masks[0] is not None:  # variable-length answers (the planner's text)
-            result["batch"]["tokens"] = torch.stack(token_masks, dim=1)
+            result["batch"]["tokens"] = torch.cat(token_masks)
     return result
+
+
+def spread_decisions(values: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """Per-decision values [M, k] of the live decisions, in (step, env) order as `rollout` records
+    them, laid out as [N, D, k] with zeros where an episode had ended (differentiable)."""
+    out = values.new_zeros(alive.shape[1], alive.shape[0], values.shape[1])
+    out[alive.T] = values
+    return out.transpose(0, 1)
 
 
 def summarise(scores: list[dict]) -> dict[str, float]:

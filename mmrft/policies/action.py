@@ -8,7 +8,8 @@ state-independent log-std gives their scale, waypoints are sampled from that Gau
 Every action policy has the same two methods the rollout and the GRPO stage use:
 ``act(obs, generator, greedy)`` returns the env's action chunk, the sampling-time log-probs
 [N, k] and a ``record`` of what it saw and chose; ``decision_logprobs(records)`` recomputes the
-log-probs [N, D, k] of D recorded decisions with gradients, plus the mean entropy. Log-prob grain
+log-probs of the recorded decisions with gradients, [M, k] over all their rows one record after
+another, plus the mean entropy. Log-prob grain
 (k): here one per decision (the Gaussian density of all 2H waypoint coordinates); the token
 policy (`mmrft.policies.vla`) has one per action token.
 """
@@ -122,9 +123,9 @@ class GaussianTrajectoryPolicy(nn.Module, PyTorchModelHubMixin):
         return self.log_prob(torch.as_tensor(state_features(obs)), torch.as_tensor(offsets, dtype=torch.float32))[:, None]
 
     def decision_logprobs(self, records: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs [N, D, 1] of recorded decisions, and the policy's entropy."""
-        feats = torch.stack([f for f, _ in records], dim=1)
-        offsets = torch.stack([o for _, o in records], dim=1)
+        """Log-probs [M, 1] of the recorded decisions, the records' rows one after another, and the policy's entropy."""
+        feats = torch.cat([f for f, _ in records])
+        offsets = torch.cat([o for _, o in records])
         return self.log_prob(feats, offsets)[..., None], self.entropy()
 
 

@@ -66,13 +66,13 @@ class WaypointPlannerPolicy(QwenActionPolicy):
         return {"actions": actions, "logprobs": F.pad(rollout.logprobs, (0, pad)), "mask": mask, "invalid": invalid, "record": record}
 
     def decision_logprobs(self, records: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs [N, D, MAX_NEW_TOKENS] of recorded answers (teacher-forced; 0 past an answer's
-        end), and the mean entropy over answer tokens."""
+        """Log-probs [M, MAX_NEW_TOKENS] of the recorded answers (teacher-forced; 0 past an answer's
+        end), the records' rows one after another, and the mean entropy over answer tokens."""
         logprobs, entropy_sum, count = [], 0.0, 0
         for batch, ids, mask in records:
             lp, entropy = self.qwen.token_logprobs(batch, torch.arange(len(ids)), ids, mask, temperature=self.temperature)
             logprobs.append(lp * mask)
             entropy_sum = entropy_sum + (entropy * mask).sum()
             count += int(mask.sum())
-        return torch.stack(logprobs, dim=1), entropy_sum / max(count, 1)
+        return torch.cat(logprobs), entropy_sum / max(count, 1)
 

@@ -108,16 +108,17 @@ class TokenActionPolicy(QwenActionPolicy):
         return {"actions": actions, "logprobs": rollout.logprobs, "record": (batch, rollout.completion_ids)}
 
     def decision_logprobs(self, records: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs [N, D, 2H] of recorded decisions (teacher-forced), and the mean token entropy."""
+        """Log-probs [M, 2H] of the recorded decisions' action tokens (teacher-forced), the records'
+        rows one after another, and the mean token entropy."""
         logprobs, entropies = [], []
         for batch, ids in records:
             lp, entropy = self.qwen.token_logprobs(
                 batch, torch.arange(len(ids)), ids, torch.ones_like(ids), temperature=self.temperature, allowed_ids=self.action_ids
             )
             logprobs.append(lp)
-            entropies.append(entropy.mean())
-        return torch.stack(logprobs, dim=1), torch.stack(entropies).mean()
+            entropies.append(entropy)
+        return torch.cat(logprobs), torch.cat(entropies).mean()
 
     def imitation_logprobs(self, obs: dict, actions: np.ndarray, offsets: np.ndarray) -> torch.Tensor:
         """Log-probs [N, 2H] of the expert's action chunks, binned to action tokens (teacher forcing)."""
-        return self.decision_logprobs([(self.prompts(obs), self.token_ids(actions))])[0][:, 0]
+        return self.decision_logprobs([(self.prompts(obs), self.token_ids(actions))])[0]

@@ -32,7 +32,7 @@ from mmrft.envs.expert import log_episodes
 from mmrft.envs.vector import DrivingVectorEnv
 from mmrft.envs.world_model import WorldModel, horizon_errors, transitions
 from mmrft.envs.world_model_env import WorldModelVectorEnv
-from mmrft.eval.closed_loop import evaluate_closed_loop, rollout, summarise
+from mmrft.eval.closed_loop import evaluate_closed_loop, rollout, spread_decisions, summarise
 from mmrft.policies.action import ACTION_POLICIES, waypoints_of
 from mmrft.training.checkpoint import latest_valid_checkpoint, load_trainer_state, save_checkpoint
 from mmrft.training.run_dir import RunDir
@@ -240,18 +240,18 @@ class ActionGRPOStage(DrivingStage):
         group_ids = torch.arange(len(rewards)) // g.group_size
         advantages = ADVANTAGES.get(g.advantage)(rewards, group_ids)
         batch = out["batch"]
-        old = batch["logprobs"].flatten(1)  # [N, D * k]: k log-probs (tokens) per decision
-        mask = batch["alive"].repeat_interleave(batch["logprobs"].shape[2], dim=1).float()
-        if "tokens" in batch:  # the planner's answers end before k tokens
-            mask = mask * batch["tokens"].flatten(1)
+        alive = batch["alive"]
+        old = spread_decisions(batch["logprobs"], alive).flatten(1)  # [N, D * k]: k log-probs (tokens) per decision
+        tokens = batch["tokens"] if "tokens" in batch else torch.ones_like(batch["logprobs"])  # the planner's answers end before k tokens
+        mask = spread_decisions(tokens.float(), alive).flatten(1)
         aggregate = LOSS_AGGREGATIONS.get(g.loss_aggregation)
         for _ in range(g.num_iterations):
             logprobs, entropy = self.model.decision_logprobs(batch["records"])
-            logprobs = logprobs.flatten(1)
+            logprobs = spread_decisions(logprobs, alive).flatten(1)
             per_decision, clipped = clipped_surrogate(logprobs, old, advantages, g.epsilon_low, g.epsilon_high)
             if self.reference is not None:
                 with torch.no_grad():
-                    reference = self.reference.decision_logprobs(batch["records"])[0].flatten(1)
+                    reference = spread_decisions(self.reference.decision_logprobs(batch["records"])[0], alive).flatten(1)
                 per_decision = per_decision + g.beta * KL_ESTIMATORS.get(g.kl_estimator)(logprobs, reference)
             loss = aggregate(per_decision, mask, max_tokens=mask.shape[1]) - g.entropy_coef * entropy
             grad_norm = self.update(loss)
@@ -265,7 +265,7 @@ class ActionGRPOStage(DrivingStage):
             "clip_frac": (clipped.float() * mask).sum().item() / mask.sum().item(),
             "entropy": entropy.item(),
             "frac_zero_std_groups": 1 - len(informative_groups(rewards, group_ids)) / g.scenarios_per_step,
-            "decisions/mean": batch["alive"].sum(1).float().mean().item(),
+            "decisions/mean": alive.sum(1).float().mean().item(),
             "actions/clipped": out["clipped_actions"],
             "actions/invalid": out["invalid_answers"],
         }

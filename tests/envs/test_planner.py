@@ -107,8 +107,8 @@ def test_planner_log_probs_agree_between_sampling_and_training_so_the_ratio_star
     planner = WaypointPlannerPolicy(str(tiny_model_dir("qwen2_5_vl")), 2)
     out = rollout(DrivingVectorEnv(2, chunk=2), planner, {"split": "train", "indices": range(1), "group_size": 2}, seed=0, greedy=False, record=True)
     batch = out["batch"]
-    tokens = batch["tokens"] * batch["alive"][..., None]
-    assert batch["logprobs"].shape == tokens.shape and batch["logprobs"].shape[2] == MAX_NEW_TOKENS
+    tokens = batch["tokens"]
+    assert batch["logprobs"].shape == tokens.shape == (int(batch["alive"].sum()), MAX_NEW_TOKENS)
     assert 0 < tokens.sum() < tokens.numel()  # some answers stop early: the padding is masked
     recomputed, entropy = planner.decision_logprobs(batch["records"])
     assert (recomputed - batch["logprobs"])[tokens.bool()].abs().max() <= 1e-4

@@ -14,7 +14,7 @@ from mmrft.envs.expert import log_episodes
 from mmrft.envs.vector import DrivingVectorEnv
 from mmrft.envs.world_model import WorldModel, horizon_errors, transitions
 from mmrft.envs.world_model_env import WorldModelVectorEnv
-from mmrft.eval.closed_loop import rollout
+from mmrft.eval.closed_loop import rollout, spread_decisions
 from mmrft.policies.action import GaussianTrajectoryPolicy
 
 CHUNK = 5
@@ -81,8 +81,35 @@ def test_importance_ratio_is_exactly_one_before_the_first_update(model):
     out = rollout(WorldModelVectorEnv(12, model), policy, _group_options(), seed=3, greedy=False, record=True)
     batch = out["batch"]
     recomputed, _ = policy.decision_logprobs(batch["records"])
-    ratio = torch.exp(recomputed - batch["logprobs"])[batch["alive"]]
+    assert recomputed.shape == batch["logprobs"].shape == (int(batch["alive"].sum()), 1)
+    ratio = torch.exp(recomputed - batch["logprobs"])
     assert ratio.numel() > 12 and torch.equal(ratio, torch.ones_like(ratio))
+
+
+class _Recorder:
+    """Wraps a policy and keeps the batch size of every call to `act`."""
+
+    def __init__(self, policy):
+        self.policy, self.sizes = policy, []
+
+    def act(self, obs, **kwargs):
+        self.sizes.append(len(obs["ego"]))
+        return self.policy.act(obs, **kwargs)
+
+
+def test_the_policy_acts_on_live_episodes_only_and_decisions_spread_back(model):
+    recorder = _Recorder(_policy())
+    out = rollout(WorldModelVectorEnv(12, model), recorder, _group_options(), seed=3, greedy=False, record=True)
+    alive = out["batch"]["alive"]
+    assert recorder.sizes == alive.sum(0).tolist() and recorder.sizes[-1] < 12  # finished episodes are not asked
+    values = torch.arange(float(alive.sum()))[:, None].requires_grad_()
+    spread = spread_decisions(values, alive)
+    assert spread.shape == (*alive.shape, 1) and (spread[~alive] == 0).all()
+    for d in range(alive.shape[1]):  # step-major order: step d's live episodes in env order
+        first = int(alive[:, :d].sum())
+        assert torch.equal(spread[alive[:, d], d, 0], values[first : first + int(alive[:, d].sum()), 0])
+    spread.sum().backward()
+    assert torch.equal(values.grad, torch.ones_like(values))
 
 
 def test_group_advantages_have_zero_mean(model):
@@ -99,9 +126,9 @@ def test_rollouts_are_deterministic_under_a_seed(model, kind):
         return rollout(env, _policy(), _group_options(), seed=seed, greedy=False, record=True)
 
     a, b, c = run(5), run(5), run(6)
-    offsets = [torch.stack([o for _, o in run["batch"]["records"]], dim=1) for run in (a, b, c)]
+    offsets = [torch.cat([o for _, o in run["batch"]["records"]]) for run in (a, b, c)]
     assert a["scores"] == b["scores"] and torch.equal(offsets[0], offsets[1])
-    assert not torch.equal(offsets[0][:, 0], offsets[2][:, 0])
+    assert not torch.equal(offsets[0][:12], offsets[2][:12])  # the first decisions of all 12 episodes
 
 
 def test_group_members_share_the_world_model_noise(model):
