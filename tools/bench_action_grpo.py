@@ -7,8 +7,8 @@ One batch of S x G imagined episodes (the GRPO stage's rollout): at every decisi
 policy samples once for all N environments and once for the live ones, both timed, and the live
 sample drives the episodes on. Then the update's forward and backward over the recorded
 decisions, all N per step against the live ones. Both variants run in the same process on the
-same states. The policy is a token-action checkpoint (--policy, e.g. a BC run's) or the shipped
-tiny base with the action tokens added; the world model a trained checkpoint or a fresh one of
+same states. The policy is a saved Qwen-VL action policy (--policy: a token-action BC run's
+checkpoint, or a planner's) or the shipped tiny base with the action tokens added; the world model a trained checkpoint or a fresh one of
 the same size (the cost does not depend on its weights, the episode lengths do). Writes
 bench_action_grpo.json.
 """
@@ -36,10 +36,11 @@ def main() -> None:
     from mmrft.envs import driving as world
     from mmrft.envs.world_model import WorldModel
     from mmrft.envs.world_model_env import WorldModelVectorEnv
+    from mmrft.eval.closed_loop import load_action_policy
     from mmrft.policies.vla import TokenActionPolicy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", default=str(ROOT / "models" / "tiny-qwen2_5_vl-base"))
+    parser.add_argument("--policy", default=None)
     parser.add_argument("--world-model", default=None)
     parser.add_argument("--scenarios", type=int, default=8)
     parser.add_argument("--group", type=int, default=8)
@@ -47,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
-    policy = TokenActionPolicy(args.policy, chunk=5)
+    policy = load_action_policy(args.policy) if args.policy else TokenActionPolicy(str(ROOT / "models" / "tiny-qwen2_5_vl-base"), chunk=5)
     model = WorldModel.from_pretrained(args.world_model) if args.world_model else WorldModel(5)
     n = args.scenarios * args.group
     env = WorldModelVectorEnv(n, model.requires_grad_(False), 5)
@@ -75,8 +76,9 @@ def main() -> None:
 
     _, update_all = seconds(lambda: update(every))
     _, update_live = seconds(lambda: update(live))
-    decisions, live_decisions = n * len(every), sum(len(ids) for _, ids in live)
+    decisions, live_decisions = n * len(every), sum(len(record[1]) for record in live)
     result = {
+        "policy": type(policy).__name__,
         "episodes": n,
         "decision_steps": len(every),
         "decisions_all": decisions,
@@ -85,7 +87,7 @@ def main() -> None:
         "update_s": {"all": update_all, "live": update_live, "ratio": update_all / update_live},
         "step_s": {"all": act_all + update_all, "live": act_live + update_live, "ratio": (act_all + update_all) / (act_live + update_live)},
     }
-    print(f"{n} episodes, {len(every)} decision steps: {live_decisions} live decisions of {decisions} ({live_decisions / decisions:.0%})")
+    print(f"{type(policy).__name__}: {n} episodes, {len(every)} decision steps: {live_decisions} live decisions of {decisions} ({live_decisions / decisions:.0%})")
     print("                  all rows   live rows   all / live")
     for key in ("rollout_policy_s", "update_s", "step_s"):
         r = result[key]
