@@ -9,9 +9,8 @@ Every action policy has the same two methods the rollout and the GRPO stage use:
 ``act(obs, generator, greedy)`` returns the env's action chunk, the sampling-time log-probs
 [N, k] and a ``record`` of what it saw and chose; ``decision_logprobs(records)`` recomputes the
 log-probs of the recorded decisions with gradients, [M, k] over all their rows one record after
-another, plus the mean entropy. Log-prob grain
-(k): here one per decision (the Gaussian density of all 2H waypoint coordinates); the token
-policy (`mmrft.policies.vla`) has one per action token.
+another, plus the mean entropy. Log-prob grain (k): here one per decision (the Gaussian density
+of all 2H waypoint coordinates); the token policy (`mmrft.policies.vla`) has one per action token.
 """
 
 from __future__ import annotations
