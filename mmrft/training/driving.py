@@ -245,13 +245,14 @@ class ActionGRPOStage(DrivingStage):
         tokens = batch["tokens"] if "tokens" in batch else torch.ones_like(batch["logprobs"])  # the planner's answers end before k tokens
         mask = spread_decisions(tokens.float(), alive).flatten(1)
         aggregate = LOSS_AGGREGATIONS.get(g.loss_aggregation)
+        if self.reference is not None:  # frozen: scored once for all iterations
+            with torch.no_grad():
+                reference = spread_decisions(self.reference.decision_logprobs(batch["records"])[0], alive).flatten(1)
         for _ in range(g.num_iterations):
             logprobs, entropy = self.model.decision_logprobs(batch["records"])
             logprobs = spread_decisions(logprobs, alive).flatten(1)
             per_decision, clipped = clipped_surrogate(logprobs, old, advantages, g.epsilon_low, g.epsilon_high)
             if self.reference is not None:
-                with torch.no_grad():
-                    reference = spread_decisions(self.reference.decision_logprobs(batch["records"])[0], alive).flatten(1)
                 per_decision = per_decision + g.beta * KL_ESTIMATORS.get(g.kl_estimator)(logprobs, reference)
             loss = aggregate(per_decision, mask, max_tokens=mask.shape[1]) - g.entropy_coef * entropy
             grad_norm = self.update(loss)
