@@ -80,8 +80,9 @@ def prepare_data(config: TrainConfig) -> None:
         return
     spec = dict(spec)
     task, seed, size = spec.pop("task"), spec.pop("seed", 0), spec.pop("image_size", 112)
+    video = {key: spec.pop(key) for key in ("train_shapes", "question_first") if key in spec}
     for split, n in spec.items():
-        write_synthetic_split(task, split, train.parent, n=int(n), seed=seed, size=size)
+        write_synthetic_split(task, split, train.parent, n=int(n), seed=seed, size=size, **video)
     log.info("generated synthetic %s data in %s", task, train.parent)
 
 

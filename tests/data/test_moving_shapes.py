@@ -9,7 +9,7 @@ import pytest
 
 from mmrft.data.jsonl import JsonlDataset
 from mmrft.data.synthetic import write_synthetic_split
-from mmrft.data.synthetic.moving_shapes import FPS, FRAMES, SECONDS, make_video_sample
+from mmrft.data.synthetic.moving_shapes import FPS, FRAMES, SECONDS, TRAIN_SHAPES, make_video_sample
 from mmrft.data.synthetic.shapes import COLOURS
 from mmrft.data.validate import check_sample
 from mmrft.data.video import decode_video
@@ -22,6 +22,10 @@ def _colour_present(frame: np.ndarray, colour: str) -> bool:
     return bool((np.abs(frame.astype(int) - COLOURS[colour]).sum(-1) < 60).sum() > 20)
 
 
+def _item(sample: dict, kind: str) -> dict:
+    return next(c for c in sample["messages"][0]["content"] if c["type"] == kind)
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_deterministic_and_valid(task, tmp_path):
     a, fa = make_video_sample(task, "train", 3, seed=1)
@@ -32,9 +36,28 @@ def test_deterministic_and_valid(task, tmp_path):
     data = JsonlDataset(path)
     for i in range(len(data)):
         check_sample(data[i])
-        assert data[i]["meta"]["difficulty"] == 3  # held-out clips hold 3 shapes; training ones 1-2
+        assert data[i]["meta"]["difficulty"] == 3  # held-out clips hold 3 shapes
     counts = {make_video_sample(task, "train", i)[0]["meta"]["difficulty"] for i in range(20)}
-    assert counts <= {1, 2}
+    assert counts == set(TRAIN_SHAPES[task])  # temporal grounding 2-3, the others 1-2
+
+
+def test_shape_counts_and_question_order_are_settable(tmp_path):
+    first, _ = make_video_sample("temporal_grounding", "train", 0)
+    assert [c["type"] for c in first["messages"][0]["content"]] == ["text", "video"]
+    after, _ = make_video_sample("temporal_grounding", "train", 0, question_first=False)
+    assert after["messages"][0]["content"] == first["messages"][0]["content"][::-1]  # the same clip and question
+    assert {k: v for k, v in after.items() if k != "messages"} == {k: v for k, v in first.items() if k != "messages"}
+    assert {make_video_sample("tracking", "train", i, shapes=(4,))[0]["meta"]["difficulty"] for i in range(3)} == {4}
+    with pytest.raises(ValueError, match="between 1 and 12"):
+        make_video_sample("temporal_grounding", "train", 0, shapes=(13,))
+    path = write_synthetic_split("temporal_grounding", "train", tmp_path, n=4, train_shapes=[1], question_first=False)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all(r["meta"]["difficulty"] == 1 and r["messages"][0]["content"][0]["type"] == "video" for r in rows)
+    assert all((tmp_path / _item(r, "video")["video"]).is_file() for r in rows)
+    held = write_synthetic_split("temporal_grounding", "heldout", tmp_path, n=2, train_shapes=[1])  # train only
+    assert all(json.loads(line)["meta"]["difficulty"] == 3 for line in held.read_text().splitlines())
+    with pytest.raises(ValueError, match="options of the video tasks"):
+        write_synthetic_split("grounding", "train", tmp_path, n=1, question_first=False)
 
 
 def test_temporal_window_matches_the_decoded_video(tmp_path):
@@ -44,12 +67,12 @@ def test_temporal_window_matches_the_decoded_video(tmp_path):
         sample = json.loads(line)
         start, end = sample["solution"]
         assert sample["duration"] == SECONDS and 0 <= start < end <= SECONDS
-        target = sample["messages"][0]["content"][1]["text"].split("the ")[1].split(" visible")[0]
+        target = _item(sample, "text")["text"].split("the ")[1].split(" visible")[0]
         colour = target.split()[0]
         others = [s for s in sample["meta"]["shapes"] if s["colour"] == colour and f"{s['colour']} {s['shape']}" != target]
         if others:  # another shape shares the colour: pixel colour alone cannot tell them apart
             continue
-        video = decode_video(tmp_path / sample["messages"][0]["content"][0]["video"], "decord", nframes=FRAMES)
+        video = decode_video(tmp_path / _item(sample, "video")["video"], "decord", nframes=FRAMES)
         frames = video.frames.permute(0, 2, 3, 1).numpy()
         visible = [t for t, f in zip(video.timestamps, frames) if _colour_present(f, colour)]
         assert visible[0] == pytest.approx(start) and visible[-1] == pytest.approx(end - 1 / FPS)
@@ -95,3 +118,17 @@ def _apart(sample: dict) -> bool:
     """Every shape's window differs from the others' (so the hit is unambiguous)."""
     windows = [(s["on_s"], s["off_s"]) for s in sample["meta"]["shapes"]]
     return len(set(windows)) == len(windows)
+
+
+def test_a_config_generates_video_data_with_its_generator_options(tmp_path):
+    from mmrft.config import TrainConfig, from_dict
+    from mmrft.training.trainer import prepare_data
+
+    train = tmp_path / "tg" / "train.jsonl"
+    spec = {"task": "temporal_grounding", "train": 3, "heldout": 2, "train_shapes": [1], "question_first": False}
+    prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": spec}}))
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    assert len(rows) == 3 and all(r["meta"]["difficulty"] == 1 for r in rows)
+    assert all(r["messages"][0]["content"][0]["type"] == "video" for r in rows)
+    held = [json.loads(line) for line in (tmp_path / "tg" / "heldout.jsonl").read_text().splitlines()]
+    assert len(held) == 2 and all(r["meta"]["difficulty"] == 3 for r in held)

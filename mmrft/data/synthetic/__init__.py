@@ -16,15 +16,23 @@ VIDEO_TASKS = ("temporal_grounding", "video_qa", "tracking")
 ALL_TASKS = (*TASKS, *VIDEO_TASKS, PLAN_TASK)
 
 
-def write_synthetic_split(task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112) -> Path:
+def write_synthetic_split(
+    task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112, **video
+) -> Path:
     """Write a split of any synthetic task (image, video or driving plans) into ``out_dir``.
 
     Driving plans have a fixed 56-pixel frame (the simulator's renderer): `size` does not apply.
+    ``video``: options of the video tasks' generator: ``train_shapes`` (shapes per training clip,
+    drawn from these; held-out clips keep theirs) and ``question_first``.
     """
+    if video and task not in VIDEO_TASKS:
+        raise ValueError(f"{', '.join(video)}: options of the video tasks ({', '.join(VIDEO_TASKS)}), not of {task}")
     if task == PLAN_TASK:
         return write_plan_split(split, out_dir, n, seed=seed)
     if task in VIDEO_TASKS:
-        return write_video_split(task, split, out_dir, n, seed=seed, size=size)
+        train_shapes = video.pop("train_shapes", None)
+        shapes = tuple(train_shapes) if split == "train" and train_shapes else None
+        return write_video_split(task, split, out_dir, n, seed=seed, size=size, shapes=shapes, **video)
     return write_split(task, split, out_dir, n, seed=seed, image_size=size)
 
 

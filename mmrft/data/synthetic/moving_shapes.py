@@ -11,8 +11,14 @@ walls. Tasks:
 - ``tracking``: "Give the box of the red circle in each frame" -> one pixel box per sampled
   frame; the video item fixes ``nframes`` so the frames the model sees are the frames boxed.
 
-Train and held-out splits differ as the image tasks do: held-out clips hold more distractor
-shapes than any training clip. Every clip is a pure function of (task, split, seed, index).
+Held-out clips hold 3 shapes. Training clips hold 1–2 (video QA, tracking: held-out clips hold
+more distractors than any training clip, as in the image tasks) or, for temporal grounding, 2–3: a
+clip with one shape can be answered without reading the query, and a tiny base trained on 1–2
+shapes learned to answer some shape's window whichever was asked. The question comes before the
+video, so that in a causal language model every frame token can attend to it; with the video
+first, the tiny base did not learn to tell the asked shape from the others (docs/video.md). Both
+can be set per split (``shapes``, ``question_first``). Every clip is a pure function of (task,
+split, seed, index) and those two settings.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ SECONDS = 8
 FRAMES = FPS * SECONDS
 TRACK_FRAMES = 8  # frames the tracking task asks boxes for (the video item's nframes)
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-COUNTS = {"train": (1, 2), "heldout": (3,)}  # shapes per clip; held-out has more distractors
+HELDOUT_SHAPES = (3,)
+TRAIN_SHAPES = {"temporal_grounding": (2, 3), "video_qa": (1, 2), "tracking": (1, 2)}  # shapes per clip
 SIZES = tuple(range(16, 29))
 
 
@@ -143,29 +150,37 @@ def _prompt_and_solution(task: str, target: Mover, rng: np.random.Generator, wid
     return {"nframes": TRACK_FRAMES}, text, boxes, {"image_size": [width, height], "frame_indices": indices}
 
 
-def make_video_sample(task: str, split: str, index: int, seed: int = 0, size: int = 112) -> tuple[dict, np.ndarray]:
-    """Sample ``index`` of a split: its JSON record (video at ``videos/{split}-{index:06d}.mp4``) and frames."""
-    if task not in ("temporal_grounding", "video_qa", "tracking"):
-        raise ValueError(f"unknown video task {task!r}; known: temporal_grounding, video_qa, tracking")
-    if split not in COUNTS:
-        raise ValueError(f"unknown split {split!r}; known: {', '.join(COUNTS)}")
+def make_video_sample(
+    task: str,
+    split: str,
+    index: int,
+    seed: int = 0,
+    size: int = 112,
+    shapes: tuple[int, ...] | None = None,
+    question_first: bool = True,
+) -> tuple[dict, np.ndarray]:
+    """Sample ``index`` of a split: its JSON record (video at ``videos/{split}-{index:06d}.mp4``) and frames.
+
+    ``shapes``: the shape counts a clip draws from (default: the split's); ``question_first``:
+    the question text before the video in the message (else after it).
+    """
+    if task not in TRAIN_SHAPES:
+        raise ValueError(f"unknown video task {task!r}; known: {', '.join(TRAIN_SHAPES)}")
+    if split not in ("train", "heldout"):
+        raise ValueError(f"unknown split {split!r}; known: train, heldout")
+    counts = shapes or (TRAIN_SHAPES[task] if split == "train" else HELDOUT_SHAPES)
+    if not all(1 <= int(c) <= len(COLOURS) * len(SHAPES) for c in counts):
+        raise ValueError(f"shapes per clip must be between 1 and {len(COLOURS) * len(SHAPES)}, got {list(counts)}")
     rng = np.random.default_rng([seed, zlib.crc32(f"video/{task}/{split}".encode()), index])
-    movers = _movers(task, rng, int(rng.choice(COUNTS[split])), size, size)
+    movers = _movers(task, rng, int(rng.choice(counts)), size, size)
     target = movers[int(rng.integers(len(movers)))]
     item_extra, text, solution, columns = _prompt_and_solution(task, target, rng, size, size)
     frames = render_frames(movers, rng, size, size)
+    content = [{"type": "text", "text": text}, {"type": "video", "video": f"videos/{split}-{index:06d}.mp4", **item_extra}]
     sample = {
         "id": f"moving_shapes_{task}-{split}-{index:06d}",
         "task": task,
-        "messages": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "video", "video": f"videos/{split}-{index:06d}.mp4", **item_extra},
-                    {"type": "text", "text": text},
-                ],
-            }
-        ],
+        "messages": [{"role": "user", "content": content if question_first else content[::-1]}],
         "solution": solution,
         **columns,
         "meta": {
@@ -179,6 +194,16 @@ def make_video_sample(task: str, split: str, index: int, seed: int = 0, size: in
     return sample, frames
 
 
-def write_video_split(task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112) -> Path:
+def write_video_split(
+    task: str,
+    split: str,
+    out_dir: str | Path,
+    n: int,
+    seed: int = 0,
+    size: int = 112,
+    shapes: tuple[int, ...] | None = None,
+    question_first: bool = True,
+) -> Path:
     """Write ``n`` samples to ``out_dir/{split}.jsonl`` and their MP4s to ``out_dir/videos/``."""
-    return write_samples(out_dir, split, n, lambda index: make_video_sample(task, split, index, seed, size), write_mp4)
+    make = lambda index: make_video_sample(task, split, index, seed, size, shapes, question_first)  # noqa: E731
+    return write_samples(out_dir, split, n, make, write_mp4)

@@ -11,15 +11,15 @@ from typing import Any
 def write_samples(
     out_dir: str | Path, split: str, n: int, make: Callable[[int], tuple[dict, Any]], save: Callable[[Any, Path], None]
 ) -> Path:
-    """Write samples ``make(0) .. make(n - 1)`` to ``out_dir/{split}.jsonl``; each sample's first
-    media item (an image or video path relative to the JSONL) is written by ``save(media, path)``."""
+    """Write samples ``make(0) .. make(n - 1)`` to ``out_dir/{split}.jsonl``; each sample's
+    media item (its one image or video, a path relative to the JSONL) is written by ``save(media, path)``."""
     out_dir = Path(out_dir)
     path = out_dir / f"{split}.jsonl"
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         for index in range(n):
             sample, media = make(index)
-            item = sample["messages"][0]["content"][0]
+            item = next(c for c in sample["messages"][0]["content"] if c["type"] in ("image", "video"))
             target = out_dir / item[item["type"]]
             target.parent.mkdir(parents=True, exist_ok=True)
             save(media, target)
