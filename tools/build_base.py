@@ -2,7 +2,8 @@
 
     python tools/build_base.py                 # ~40 minutes on 2 CPU cores
     python tools/build_base.py --minutes 5     # a quicker, weaker base
-    python tools/build_base.py --config configs/pretrain_video_base.yaml \
+    mmrft train configs/pretrain_video_base_stage1.yaml    # the video base: stage 1, then stage 2 packaged
+    python tools/build_base.py --config configs/pretrain_video_base.yaml --minutes 90 \
         --run-dir runs/pretrain_video_base --out models/tiny-qwen2_5_vl-video-base --card tools/video_base_card.md
 
 Runs ``mmrft train CONFIG`` (seeded: same data, same init, same order; default
