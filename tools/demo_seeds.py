@@ -18,6 +18,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from mmrft.config import load_train_config
+from mmrft.training.trainer import prepare_data
+
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {  # RFT config, equal-time SFT config, the two held-out metrics tabulated
     "grounding": ("configs/demo_grounding_grpo.yaml", "configs/demo_grounding_sft_baseline.yaml", ("acc@0.5", "mean_iou")),
@@ -57,6 +60,9 @@ def main() -> None:
     out_root = ROOT / args.out
     out_root.mkdir(parents=True, exist_ok=True)
     rft_config, sft_config, (first, second) = TASKS[args.task]
+    os.chdir(ROOT)  # generate missing synthetic data once, before runs in parallel would each write it
+    for config in (rft_config, sft_config):
+        prepare_data(load_train_config(config, [o for o in extra if not o.startswith("-")]))
     with ThreadPoolExecutor(args.parallel) as pool:
         futures = {f"demo_seed{s}": pool.submit(run, f"demo_seed{s}", rft_config, s, extra, out_root) for s in args.seeds}
         if not args.no_baseline:  # queued once an RFT run has finished, with its training time (equal compute)

@@ -73,16 +73,32 @@ class NonFiniteError(RuntimeError):
 
 
 def prepare_data(config: TrainConfig) -> None:
-    """Generate the synthetic training/held-out files named in the config if they are missing."""
+    """Generate the synthetic training/held-out files named in the config if they are missing.
+
+    The spec they were generated from is kept beside them (synthetic.json); existing files
+    generated from another spec are an error, not silently reused.
+    """
     spec = config.data.synthetic
     train = Path(config.data.train)
-    if spec is None or train.is_file():
+    if spec is None:
+        return
+    record = train.parent / "synthetic.json"
+    if train.is_file():
+        if not record.is_file():
+            log.warning(  # generated before the record existed, by hand, or interrupted
+                "%s has no synthetic.json recording its spec; using it as it is (delete it to regenerate)", train.parent
+            )
+        elif (made := json.loads(record.read_text())) != json.loads(json.dumps(spec)):
+            raise ConfigError(
+                f"data.synthetic: {train.parent} was generated from {made}, not {spec}; delete it to regenerate"
+            )
         return
     spec = dict(spec)
     task, seed, size = spec.pop("task"), spec.pop("seed", 0), spec.pop("image_size", 112)
-    video = {key: spec.pop(key) for key in ("train_shapes", "question_first") if key in spec}
+    video = {key: spec.pop(key) for key in ("train_shapes", "train_start", "question_first") if key in spec}
     for split, n in spec.items():
         write_synthetic_split(task, split, train.parent, n=int(n), seed=seed, size=size, **video)
+    record.write_text(json.dumps(config.data.synthetic))
     log.info("generated synthetic %s data in %s", task, train.parent)
 
 

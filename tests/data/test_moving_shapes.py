@@ -52,6 +52,8 @@ def test_shape_counts_and_question_order_are_settable(tmp_path):
         make_video_sample("temporal_grounding", "train", 0, shapes=(13,))
     with pytest.raises(ValueError, match="options of the video tasks"):
         write_synthetic_split("grounding", "train", tmp_path, n=1, question_first=False)
+    with pytest.raises(ValueError, match="non-negative"):
+        write_synthetic_split("temporal_grounding", "train", tmp_path, n=1, train_start=-1)
 
 
 def test_temporal_window_matches_the_decoded_video(tmp_path):
@@ -115,15 +117,32 @@ def _apart(sample: dict) -> bool:
 
 
 def test_a_config_generates_video_data_with_its_generator_options(tmp_path):
-    from mmrft.config import TrainConfig, from_dict
+    from mmrft.config import ConfigError, TrainConfig, from_dict
     from mmrft.training.trainer import prepare_data
 
     train = tmp_path / "tg" / "train.jsonl"
-    spec = {"task": "temporal_grounding", "train": 3, "heldout": 2, "train_shapes": [1], "question_first": False}
+    spec = {"task": "temporal_grounding", "train": 3, "heldout": 2, "train_shapes": [1], "train_start": 5, "question_first": False}
     prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": spec}}))
     rows = [json.loads(line) for line in train.read_text().splitlines()]
     assert len(rows) == 3 and all(r["meta"]["difficulty"] == 1 for r in rows)
+    assert rows[0] == make_video_sample("temporal_grounding", "train", 5, shapes=(1,), question_first=False)[0]  # train_start
     assert all(r["messages"][0]["content"][0]["type"] == "video" for r in rows)
     assert all((train.parent / _item(r, "video")["video"]).is_file() for r in rows)  # the writer found the item
     held = [json.loads(line) for line in (tmp_path / "tg" / "heldout.jsonl").read_text().splitlines()]
     assert len(held) == 2 and all(r["meta"]["difficulty"] == 3 for r in held)  # train_shapes: the training split only
+    assert held[0] == make_video_sample("temporal_grounding", "heldout", 0, question_first=False)[0]  # so is train_start
+    prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": spec}}))  # reused
+    with pytest.raises(ConfigError, match="delete it to regenerate"):  # not silently reused under another spec
+        prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": {**spec, "train": 4}}}))
+
+
+def test_cli_passes_the_video_options(tmp_path):
+    from mmrft.data.synthetic.__main__ import main
+
+    args = ["--train", "2", "--heldout", "1", "--train-shapes", "3", "--train-start", "7", "--video-first"]
+    main(["--task", "temporal_grounding", "--out", str(tmp_path), *args])
+    rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert [r["id"][-6:] for r in rows] == ["000007", "000008"] and {r["meta"]["difficulty"] for r in rows} == {3}
+    assert rows[0] == make_video_sample("temporal_grounding", "train", 7, shapes=(3,), question_first=False)[0]
+    held = json.loads((tmp_path / "heldout.jsonl").read_text())
+    assert held == make_video_sample("temporal_grounding", "heldout", 0, question_first=False)[0]

@@ -23,16 +23,19 @@ def write_synthetic_split(
 
     Driving plans have a fixed 56-pixel frame (the simulator's renderer): `size` does not apply.
     ``video``: options of the video tasks' generator: ``train_shapes`` (shapes per training clip,
-    drawn from these; held-out clips keep theirs) and ``question_first``.
+    drawn from these; held-out clips keep theirs), ``train_start`` (index of the first training
+    clip: RL data disjoint from the clips an SFT base was trained on, same held-out split) and
+    ``question_first``.
     """
     if video and task not in VIDEO_TASKS:
         raise ValueError(f"{', '.join(video)}: options of the video tasks ({', '.join(VIDEO_TASKS)}), not of {task}")
     if task == PLAN_TASK:
         return write_plan_split(split, out_dir, n, seed=seed)
     if task in VIDEO_TASKS:
-        train_shapes = video.pop("train_shapes", None)
+        train_shapes, train_start = video.pop("train_shapes", None), video.pop("train_start", 0)
         shapes = tuple(train_shapes) if split == "train" and train_shapes else None
-        return write_video_split(task, split, out_dir, n, seed=seed, size=size, shapes=shapes, **video)
+        start = int(train_start) if split == "train" else 0
+        return write_video_split(task, split, out_dir, n, seed=seed, size=size, shapes=shapes, start=start, **video)
     return write_split(task, split, out_dir, n, seed=seed, image_size=size)
 
 

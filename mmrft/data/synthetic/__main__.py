@@ -16,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="non-negative base seed")
     parser.add_argument("--image-size", type=int, default=112, help="square canvas (or frame) side in pixels")
     parser.add_argument("--train-shapes", type=int, nargs="+", help="video tasks: shapes per training clip, drawn from these")
+    parser.add_argument("--train-start", type=int, default=0, help="video tasks: index of the first training clip")
     parser.add_argument("--video-first", action="store_true", help="video tasks: the video before the question")
     args = parser.parse_args(argv)
     if args.seed < 0:
@@ -23,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     video = {"question_first": False} if args.video_first else {}
     if args.train_shapes:
         video["train_shapes"] = args.train_shapes
+    if args.train_start:
+        video["train_start"] = args.train_start
     for split, n in (("train", args.train), ("heldout", args.heldout)):
         path = write_synthetic_split(args.task, split, args.out, n, seed=args.seed, size=args.image_size, **video)
         print(f"wrote {n} samples to {path}")

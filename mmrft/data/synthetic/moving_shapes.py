@@ -203,7 +203,10 @@ def write_video_split(
     size: int = 112,
     shapes: tuple[int, ...] | None = None,
     question_first: bool = True,
+    start: int = 0,
 ) -> Path:
-    """Write ``n`` samples to ``out_dir/{split}.jsonl`` and their MP4s to ``out_dir/videos/``."""
-    make = lambda index: make_video_sample(task, split, index, seed, size, shapes, question_first)  # noqa: E731
+    """Write samples ``start .. start + n - 1`` to ``out_dir/{split}.jsonl`` and their MP4s to ``out_dir/videos/``."""
+    if start < 0:
+        raise ValueError(f"the first sample index must be non-negative, got {start}")
+    make = lambda i: make_video_sample(task, split, start + i, seed, size, shapes, question_first)  # noqa: E731
     return write_samples(out_dir, split, n, make, write_mp4)
