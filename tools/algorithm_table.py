@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_seeds import ROOT, run, training_minutes  # noqa: E402
+from demo_seeds import ROOT, prepare_once, run, training_minutes  # noqa: E402
 
 GRPO = ["algorithm.advantage=grpo", "algorithm.loss_aggregation=token_mean"]
 VARIANTS: dict[str, list[str]] = {  # overrides of the demo config, which itself runs Dr. GRPO
@@ -49,6 +49,7 @@ def main() -> None:
             (out_root / name / "eval").mkdir(parents=True, exist_ok=True)
             shutil.copy(args.start_eval, out_root / name / "eval" / "start.json")
     config = "configs/demo_grounding_grpo.yaml"
+    prepare_once([config], [])
     with ThreadPoolExecutor(args.parallel) as pool:
         futures = {
             # the README's table: 700 steps at a constant lr (the demo's recipe when it was measured)

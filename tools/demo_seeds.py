@@ -39,6 +39,14 @@ def run(name: str, config: str, seed: int, extra: list[str], out_root: Path) -> 
     return json.loads((out / "summary.json").read_text())
 
 
+def prepare_once(configs: list[str], extra: list[str]) -> None:
+    """Generate the configs' missing synthetic data here, before runs in parallel would each write it."""
+    overrides = [e for e in extra if "=" in e and not e.startswith("-")]  # as `mmrft train` reads them
+    os.chdir(ROOT)
+    for config in configs:
+        prepare_data(load_train_config(config, overrides))
+
+
 def training_minutes(run_dir: Path) -> float:
     """Training wall time of a run (time/elapsed_s of its last logged step), in minutes."""
     last = (run_dir / "metrics.jsonl").read_text().splitlines()[-1]
@@ -60,9 +68,7 @@ def main() -> None:
     out_root = ROOT / args.out
     out_root.mkdir(parents=True, exist_ok=True)
     rft_config, sft_config, (first, second) = TASKS[args.task]
-    os.chdir(ROOT)  # generate missing synthetic data once, before runs in parallel would each write it
-    for config in (rft_config, sft_config):
-        prepare_data(load_train_config(config, [o for o in extra if not o.startswith("-")]))
+    prepare_once([rft_config, sft_config], extra)
     with ThreadPoolExecutor(args.parallel) as pool:
         futures = {f"demo_seed{s}": pool.submit(run, f"demo_seed{s}", rft_config, s, extra, out_root) for s in args.seeds}
         if not args.no_baseline:  # queued once an RFT run has finished, with its training time (equal compute)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from mmrft.config import ConfigError, TrainConfig
 from mmrft.data.jsonl import JsonlDataset
-from mmrft.data.synthetic import write_synthetic_split
+from mmrft.data.synthetic import SPEC_FILE, full_spec, write_synthetic
 from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_model_and_processor, load_policy
 from mmrft.policies.qwen_vl import TrainingForward
@@ -82,24 +82,14 @@ def prepare_data(config: TrainConfig) -> None:
     train = Path(config.data.train)
     if spec is None:
         return
-    record = train.parent / "synthetic.json"
-    if train.is_file():
-        if not record.is_file():
-            log.warning(  # generated before the record existed, by hand, or interrupted
-                "%s has no synthetic.json recording its spec; using it as it is (delete it to regenerate)", train.parent
-            )
-        elif (made := json.loads(record.read_text())) != json.loads(json.dumps(spec)):
-            raise ConfigError(
-                f"data.synthetic: {train.parent} was generated from {made}, not {spec}; delete it to regenerate"
-            )
-        return
-    spec = dict(spec)
-    task, seed, size = spec.pop("task"), spec.pop("seed", 0), spec.pop("image_size", 112)
-    video = {key: spec.pop(key) for key in ("train_shapes", "train_start", "question_first") if key in spec}
-    for split, n in spec.items():
-        write_synthetic_split(task, split, train.parent, n=int(n), seed=seed, size=size, **video)
-    record.write_text(json.dumps(config.data.synthetic))
-    log.info("generated synthetic %s data in %s", task, train.parent)
+    record = train.parent / SPEC_FILE
+    if not train.is_file():
+        write_synthetic(train.parent, spec)
+        log.info("generated synthetic %s data in %s", spec["task"], train.parent)
+    elif not record.is_file():  # generated before the record existed, or by hand
+        log.warning("%s has no %s recording its spec; using it as it is (delete it to regenerate)", train.parent, SPEC_FILE)
+    elif (made := json.loads(record.read_text())) != full_spec(spec):
+        raise ConfigError(f"data.synthetic: {train.parent} was generated from {made}, not {spec}; delete it to regenerate")
 
 
 class Trainer:

@@ -157,3 +157,16 @@ def test_committed_fixture_matches_the_generator():
                 "RGB"
             )
             assert np.array_equal(np.asarray(on_disk), np.asarray(image))
+
+
+def test_an_interrupted_split_leaves_no_jsonl_to_be_mistaken_for_data(tmp_path):
+    from mmrft.data.synthetic.writer import write_samples
+
+    def make(index):
+        if index == 2:
+            raise KeyboardInterrupt
+        return make_sample("grounding", "train", index)
+
+    with pytest.raises(KeyboardInterrupt):
+        write_samples(tmp_path, "train", 5, make, lambda image, path: image.save(path))
+    assert not (tmp_path / "train.jsonl").exists()

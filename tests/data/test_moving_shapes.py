@@ -131,7 +131,9 @@ def test_a_config_generates_video_data_with_its_generator_options(tmp_path):
     held = [json.loads(line) for line in (tmp_path / "tg" / "heldout.jsonl").read_text().splitlines()]
     assert len(held) == 2 and all(r["meta"]["difficulty"] == 3 for r in held)  # train_shapes: the training split only
     assert held[0] == make_video_sample("temporal_grounding", "heldout", 0, question_first=False)[0]  # so is train_start
-    prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": spec}}))  # reused
+    made = train.stat().st_mtime_ns
+    prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": {**spec, "seed": 0}}}))
+    assert train.stat().st_mtime_ns == made  # the same spec (a default spelled out): reused, not rewritten
     with pytest.raises(ConfigError, match="delete it to regenerate"):  # not silently reused under another spec
         prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": {**spec, "train": 4}}}))
 
@@ -146,3 +148,6 @@ def test_cli_passes_the_video_options(tmp_path):
     assert rows[0] == make_video_sample("temporal_grounding", "train", 7, shapes=(3,), question_first=False)[0]
     held = json.loads((tmp_path / "heldout.jsonl").read_text())
     assert held == make_video_sample("temporal_grounding", "heldout", 0, question_first=False)[0]
+    assert json.loads((tmp_path / "synthetic.json").read_text())["train_start"] == 7  # the spec is recorded
+    with pytest.raises(SystemExit):
+        main(["--task", "temporal_grounding", "--out", str(tmp_path), "--train-start", "-1"])

@@ -5,6 +5,7 @@ Image tasks (:mod:`shapes`): grounding, classification, counting. Video tasks
 (:mod:`driving_plans`): driving_plan, the VLM waypoint planner's task.
 """
 
+import json
 from pathlib import Path
 
 from mmrft.data.synthetic.driving_plans import TASK as PLAN_TASK
@@ -14,6 +15,31 @@ from mmrft.data.synthetic.shapes import SPLITS, TASKS, make_sample, write_split
 
 VIDEO_TASKS = ("temporal_grounding", "video_qa", "tracking")
 ALL_TASKS = (*TASKS, *VIDEO_TASKS, PLAN_TASK)
+VIDEO_OPTIONS = ("train_shapes", "train_start", "question_first")
+SPEC_FILE = "synthetic.json"
+"""Beside generated data: the spec it was generated from (:func:`full_spec`)."""
+
+
+def full_spec(spec: dict) -> dict:
+    """``spec`` (task, split sizes, options) with its defaults filled in, as plain JSON values:
+    two specs that generate the same data compare equal."""
+    full = {"seed": 0, "image_size": 112, **spec}
+    if full["task"] in VIDEO_TASKS:
+        full = {"train_start": 0, "question_first": True, **full}
+    return json.loads(json.dumps(full))
+
+
+def write_synthetic(out_dir: str | Path, spec: dict) -> Path:
+    """Generate every split ``spec`` names (``{"task": ..., "train": 1000, "heldout": 200, "seed": 0,
+    ...}``) into ``out_dir`` and record the spec there in :data:`SPEC_FILE`; returns ``out_dir``."""
+    out_dir, spec = Path(out_dir), full_spec(spec)
+    splits = dict(spec)
+    task, seed, size = splits.pop("task"), splits.pop("seed"), splits.pop("image_size")
+    video = {key: splits.pop(key) for key in VIDEO_OPTIONS if key in splits}
+    for split, n in splits.items():
+        write_synthetic_split(task, split, out_dir, n=int(n), seed=seed, size=size, **video)
+    (out_dir / SPEC_FILE).write_text(json.dumps(spec))
+    return out_dir
 
 
 def write_synthetic_split(
@@ -39,4 +65,15 @@ def write_synthetic_split(
     return write_split(task, split, out_dir, n, seed=seed, image_size=size)
 
 
-__all__ = ["ALL_TASKS", "SPLITS", "TASKS", "VIDEO_TASKS", "make_sample", "write_split", "write_synthetic_split"]
+__all__ = [
+    "ALL_TASKS",
+    "SPEC_FILE",
+    "SPLITS",
+    "TASKS",
+    "VIDEO_TASKS",
+    "full_spec",
+    "make_sample",
+    "write_split",
+    "write_synthetic",
+    "write_synthetic_split",
+]

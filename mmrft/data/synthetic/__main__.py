@@ -3,7 +3,7 @@
 import argparse
 from collections.abc import Sequence
 
-from mmrft.data.synthetic import ALL_TASKS, write_synthetic_split
+from mmrft.data.synthetic import ALL_TASKS, write_synthetic
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -19,17 +19,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--train-start", type=int, default=0, help="video tasks: index of the first training clip")
     parser.add_argument("--video-first", action="store_true", help="video tasks: the video before the question")
     args = parser.parse_args(argv)
-    if args.seed < 0:
-        parser.error("--seed must be non-negative")
-    video = {"question_first": False} if args.video_first else {}
+    if args.seed < 0 or args.train_start < 0:
+        parser.error("--seed and --train-start must be non-negative")
+    spec = {"task": args.task, "train": args.train, "heldout": args.heldout, "seed": args.seed, "image_size": args.image_size}
     if args.train_shapes:
-        video["train_shapes"] = args.train_shapes
+        spec["train_shapes"] = args.train_shapes
     if args.train_start:
-        video["train_start"] = args.train_start
-    for split, n in (("train", args.train), ("heldout", args.heldout)):
-        path = write_synthetic_split(args.task, split, args.out, n, seed=args.seed, size=args.image_size, **video)
-        print(f"wrote {n} samples to {path}")
-
+        spec["train_start"] = args.train_start
+    if args.video_first:
+        spec["question_first"] = False
+    write_synthetic(args.out, spec)
+    print(f"wrote {args.train} training and {args.heldout} held-out samples to {args.out}")
 
 if __name__ == "__main__":
     main()
