@@ -18,7 +18,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from mmrft.config import load_train_config
+from mmrft.config import is_override, load_train_config
 from mmrft.training.trainer import prepare_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +41,9 @@ def run(name: str, config: str, seed: int, extra: list[str], out_root: Path) -> 
 
 def prepare_once(configs: list[str], extra: list[str]) -> None:
     """Generate the configs' missing synthetic data here, before runs in parallel would each write it."""
-    overrides = [e for e in extra if "=" in e and not e.startswith("-")]  # as `mmrft train` reads them
     os.chdir(ROOT)
     for config in configs:
-        prepare_data(load_train_config(config, overrides))
+        prepare_data(load_train_config(config, [e for e in extra if is_override(e)]))
 
 
 def training_minutes(run_dir: Path) -> float:

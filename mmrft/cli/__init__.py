@@ -11,7 +11,7 @@ from mmrft.cli import report as report_cmd
 from mmrft.cli import rewards as rewards_cmd
 from mmrft.cli import select as select_cmd
 from mmrft.cli import train as train_cmd
-from mmrft.config import ConfigError
+from mmrft.config import ConfigError, is_override
 from mmrft.data.errors import SampleError
 from mmrft.policies.loading import ModelLoadError
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     # key=value overrides may come before or after the flags of `train`: argparse only binds
     # a positional list once, so the ones after flags arrive as "unknown" and are added here.
     args, extra = parser.parse_known_args(argv)
-    overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+    overrides = [e for e in extra if is_override(e)]
     if hasattr(args, "overrides"):
         args.overrides = [*args.overrides, *overrides]
         extra = [e for e in extra if e not in overrides]

@@ -5,7 +5,15 @@ from pathlib import Path
 import yaml
 
 from mmrft.config.driving import DRIVING_STAGES, DrivingConfig
-from mmrft.config.loader import ConfigError, apply_overrides, from_dict, load_config, parse_override, to_dict
+from mmrft.config.loader import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    is_override,
+    load_config,
+    parse_override,
+    to_dict,
+)
 from mmrft.config.schema import (
     AlgorithmConfig,
     DataConfig,
@@ -49,6 +57,7 @@ __all__ = [
     "TrainConfig",
     "VideoConfig",
     "apply_overrides",
+    "is_override",
     "from_dict",
     "load_config",
     "to_dict",

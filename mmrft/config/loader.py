@@ -107,6 +107,11 @@ def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
 
 
+def is_override(arg: str) -> bool:
+    """Whether a command-line argument is a ``key.sub=value`` override (not a flag such as ``--seed=1``)."""
+    return "=" in arg and not arg.startswith("-")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b=value`` → (["a", "b"], value parsed as YAML)."""
     if "=" not in text:

@@ -31,5 +31,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_synthetic(args.out, spec)
     print(f"wrote {args.train} training and {args.heldout} held-out samples to {args.out}")
 
+
 if __name__ == "__main__":
     main()

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mmrft.data.jsonl import MEDIA_TYPES
+
 
 def write_samples(
     out_dir: str | Path, split: str, n: int, make: Callable[[int], tuple[dict, Any]], save: Callable[[Any, Path], None]
@@ -22,7 +24,7 @@ def write_samples(
     with open(partial, "w", encoding="utf-8") as f:
         for index in range(n):
             sample, media = make(index)
-            item = next(c for c in sample["messages"][0]["content"] if c["type"] in ("image", "video"))
+            item = next(c for c in sample["messages"][0]["content"] if c["type"] in MEDIA_TYPES)
             target = out_dir / item[item["type"]]
             target.parent.mkdir(parents=True, exist_ok=True)
             save(media, target)
