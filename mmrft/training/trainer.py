@@ -72,11 +72,12 @@ class NonFiniteError(RuntimeError):
     """Too many optimizer steps in a row had a non-finite loss or gradient."""
 
 
-def prepare_data(config: TrainConfig) -> None:
+def prepare_data(config: TrainConfig, write: bool = True) -> None:
     """Generate the synthetic training/held-out files named in the config if they are missing.
 
     The spec they were generated from is kept beside them (synthetic.json); existing files
-    generated from another spec are an error, not silently reused.
+    generated from another spec are an error, not silently reused. ``write=False`` (every process
+    but the main one): only that check, so all processes stop on it, not just the one that writes.
     """
     spec = config.data.synthetic
     train = Path(config.data.train)
@@ -84,10 +85,12 @@ def prepare_data(config: TrainConfig) -> None:
         return
     record = train.parent / SPEC_FILE
     if not train.is_file():
-        write_synthetic(train.parent, spec)
-        log.info("generated synthetic %s data in %s", spec["task"], train.parent)
+        if write:
+            write_synthetic(train.parent, spec)
+            log.info("generated synthetic %s data in %s", spec["task"], train.parent)
     elif not record.is_file():  # generated before the record existed, or by hand
-        log.warning("%s has no %s recording its spec; using it as it is (delete it to regenerate)", train.parent, SPEC_FILE)
+        if write:
+            log.warning("%s has no %s recording its spec; using it as it is (delete it to regenerate)", train.parent, SPEC_FILE)
     elif (made := json.loads(record.read_text())) != full_spec(spec):
         raise ConfigError(f"data.synthetic: {train.parent} was generated from {made}, not {spec}; delete it to regenerate")
 
@@ -101,8 +104,7 @@ class Trainer:
         self.processes.check_batch(config.batch_size)
         random.seed(config.seed)
         torch.manual_seed(config.seed)
-        if self.processes.is_main:
-            prepare_data(config)
+        prepare_data(config, write=self.processes.is_main)
         self.processes.barrier()
         for key, path in (("data.train", config.data.train), ("data.heldout", config.data.heldout)):
             if path and not Path(path).is_file():

@@ -122,7 +122,13 @@ def test_a_config_generates_video_data_with_its_generator_options(tmp_path):
 
     train = tmp_path / "tg" / "train.jsonl"
     spec = {"task": "temporal_grounding", "train": 3, "heldout": 2, "train_shapes": [1], "train_start": 5, "question_first": False}
-    prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": spec}}))
+
+    def config(synthetic: dict) -> TrainConfig:
+        return from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": synthetic}})
+
+    prepare_data(config(spec), write=False)
+    assert not train.parent.exists()  # a process that does not write leaves generation to the main one
+    prepare_data(config(spec))
     rows = [json.loads(line) for line in train.read_text().splitlines()]
     assert len(rows) == 3 and all(r["meta"]["difficulty"] == 1 for r in rows)
     assert rows[0] == make_video_sample("temporal_grounding", "train", 5, shapes=(1,), question_first=False)[0]  # train_start
@@ -132,10 +138,12 @@ def test_a_config_generates_video_data_with_its_generator_options(tmp_path):
     assert len(held) == 2 and all(r["meta"]["difficulty"] == 3 for r in held)  # train_shapes: the training split only
     assert held[0] == make_video_sample("temporal_grounding", "heldout", 0, question_first=False)[0]  # so is train_start
     made = train.stat().st_mtime_ns
-    prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": {**spec, "seed": 0}}}))
+    prepare_data(config({**spec, "seed": 0}))
     assert train.stat().st_mtime_ns == made  # the same spec (a default spelled out): reused, not rewritten
     with pytest.raises(ConfigError, match="delete it to regenerate"):  # not silently reused under another spec
-        prepare_data(from_dict(TrainConfig, {"stage": "sft", "data": {"train": str(train), "synthetic": {**spec, "train": 4}}}))
+        prepare_data(config({**spec, "train": 4}))
+    with pytest.raises(ConfigError, match="delete it to regenerate"):  # on every process, not only the writing one
+        prepare_data(config({**spec, "train": 4}), write=False)
 
 
 def test_cli_passes_the_video_options(tmp_path):

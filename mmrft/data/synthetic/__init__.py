@@ -36,6 +36,7 @@ def write_synthetic(out_dir: str | Path, spec: dict) -> Path:
     splits = dict(spec)
     task, seed, size = splits.pop("task"), splits.pop("seed"), splits.pop("image_size")
     video = {key: splits.pop(key) for key in VIDEO_OPTIONS if key in splits}
+    (out_dir / SPEC_FILE).unlink(missing_ok=True)  # written last: present only beside the splits it describes
     for split, n in splits.items():
         write_synthetic_split(task, split, out_dir, n=int(n), seed=seed, size=size, **video)
     (out_dir / SPEC_FILE).write_text(json.dumps(spec))
