@@ -2,9 +2,9 @@
 
     python tools/probe_vision.py models/tiny-qwen2_5_vl-base models/tiny-qwen2_5_vl-video-base
 
-Renders one moving shape per clip (the moving-shapes generator's colours, shapes, 16-28 px sizes
-and speeds, on its mottled background, 112 px), takes two frames 0.5 s apart (one temporal patch
-at 2 fps, as the video demo samples), encodes them with the model's vision tower and merger,
+Takes the moving-shapes generator's one-shape clips (112 px; its training stream to fit, its
+held-out stream to score), two frames 0.5 s apart from each (one temporal patch at 2 fps, as the
+video demo samples), encodes them with the model's vision tower and merger,
 pools the merged tokens (mean and max, so the probe does not depend on where the shape is), and
 fits a logistic-regression probe per label on 600 clips, scored on 300 others. A probe near
 chance means the language model never receives that property.
@@ -15,27 +15,24 @@ import argparse
 import numpy as np
 import torch
 
-from mmrft.data.synthetic.moving_shapes import SIZES, Mover, render_frames
+from mmrft.data.synthetic.moving_shapes import FPS, make_video_sample
 from mmrft.data.synthetic.shapes import COLOURS, SHAPES
 from mmrft.policies.loading import load_model_and_processor
 
 FRAME = 112
-STRIDE = 2  # generator frames (4 fps) between the two frames of a temporal patch at 2 fps
+STRIDE = FPS // 2  # generator frames between the two frames of a temporal patch at the demo's 2 fps
 
 
-def clips(n: int, seed: int) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-    """``n`` (2, H, W, 3) uint8 frame pairs, one shape each, with its colour and shape indices."""
-    rng = np.random.default_rng(seed)
+def clips(n: int, split: str) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """``n`` (2, H, W, 3) uint8 frame pairs of the generator's one-shape clips (its tracking task,
+    where the shape is visible throughout), with the shape's colour and shape indices."""
     pairs, labels = [], {"colour": [], "shape": []}
-    for _ in range(n):
-        colour, shape, size = rng.integers(len(COLOURS)), rng.integers(len(SHAPES)), int(rng.choice(SIZES))
-        x, y = rng.integers(0, FRAME - size + 1, size=2)
-        angle, speed = rng.uniform(0, 2 * np.pi), rng.uniform(1.0, 2.5)  # as the generator's movers
-        mover = Mover(SHAPES[shape], list(COLOURS)[colour], size, float(x), float(y), speed * np.cos(angle), speed * np.sin(angle))
-        clip = render_frames([mover], rng, FRAME, FRAME)
-        pairs.append(clip[:STRIDE * 2:STRIDE])  # two frames 0.5 s apart: one temporal patch at 2 fps
-        labels["colour"].append(colour)
-        labels["shape"].append(shape)
+    for index in range(n):
+        sample, frames = make_video_sample("tracking", split, index, size=FRAME, shapes=(1,))
+        (shape,) = sample["meta"]["shapes"]
+        pairs.append(frames[: STRIDE * 2 : STRIDE])  # two frames 0.5 s apart: one temporal patch at 2 fps
+        labels["colour"].append(list(COLOURS).index(shape["colour"]))
+        labels["shape"].append(SHAPES.index(shape["shape"]))
     return pairs, {k: np.array(v) for k, v in labels.items()}
 
 
@@ -79,8 +76,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=300)
     args = parser.parse_args()
     torch.manual_seed(0)
-    train_clips, train_labels = clips(args.train, seed=0)
-    test_clips, test_labels = clips(args.test, seed=1)
+    train_clips, train_labels = clips(args.train, "train")
+    test_clips, test_labels = clips(args.test, "heldout")
     print(f"chance: colour {1 / len(COLOURS):.3f}, shape {1 / len(SHAPES):.3f}")
     for path in args.models:
         model, processor = load_model_and_processor(path)

@@ -24,7 +24,7 @@ def test_the_probe_scores_separable_labels_high_and_random_ones_near_chance():
 def test_clips_and_features_of_the_shipped_base():
     from mmrft.policies.loading import load_model_and_processor
 
-    pairs, labels = clips(3, seed=0)
+    pairs, labels = clips(3, "train")
     assert [p.shape for p in pairs] == [(2, FRAME, FRAME, 3)] * 3 and set(labels) == {"colour", "shape"}
     assert not np.array_equal(pairs[0][0], pairs[0][1])  # the shape moved between the two frames
     model, processor = load_model_and_processor(str(Path(__file__).resolve().parents[2] / "models/tiny-qwen2_5_vl-base"))
