@@ -113,8 +113,10 @@ class Trainer:
         self.policy = load_policy(config.model, config.video)
         self.model = self.policy.model.to(self.processes.device)
         processes = self.processes
-        if self.policy.peft is not None and processes.sharded:
-            raise ConfigError(f"model.lora_rank: LoRA under {processes.sharding} is not supported yet; launch with DDP")
+        if self.policy.peft is not None and processes.sharded and processes.zero_stage != 2:  # sharded weights: merging needs a gather
+            raise ConfigError(
+                f"model.lora_rank: LoRA under {processes.sharding} is not supported yet; launch with DDP or DeepSpeed ZeRO-2"
+            )
         if processes.sharded:
             if config.optim.micro_batch_tokens is not None:  # processes would run different numbers of forwards
                 raise ConfigError(f"optim.micro_batch_tokens: not supported under {processes.sharding}; use optim.grad_accum")
@@ -219,16 +221,16 @@ class Trainer:
                 f"--resume: {latest} was written by {len(randomness)} training processes; resume it with as many "
                 f"(this launch has {self.processes.world})"
             )
-        if self.policy.peft is not None:
-            load_adapter(self.policy.peft, latest)
-            self.optimizer.load_state_dict(state["optimizer"])
-        elif self.processes.engine is not None:
+        if self.processes.engine is not None:  # DeepSpeed's own state: the module (adapters included) and optimizer
             if not (latest / ENGINE_DIR).is_dir():
                 raise ConfigError(f"--resume: {latest} was not written under DeepSpeed; resume it with the launch that wrote it")
             self.processes.load_engine_state(latest / ENGINE_DIR)
+        elif state["optimizer"] is None:
+            raise ConfigError(f"--resume: {latest} holds DeepSpeed optimizer state; resume it under DeepSpeed")
+        elif self.policy.peft is not None:
+            load_adapter(self.policy.peft, latest)
+            self.optimizer.load_state_dict(state["optimizer"])
         else:
-            if state["optimizer"] is None:
-                raise ConfigError(f"--resume: {latest} holds DeepSpeed optimizer state; resume it under DeepSpeed")
             saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
             self.processes.load_full_state(self.model, self.optimizer, saved.state_dict(), state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

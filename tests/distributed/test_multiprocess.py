@@ -99,11 +99,17 @@ def test_two_processes_match_one(config_file, tmp_path, half, engine):
     assert one["nonfinite"] == two["nonfinite"] == {"skipped": 1, "unchanged": True}
 
 
-@pytest.mark.parametrize("engine", [None, "fsdp", "zero2", "zero3"], ids=["ddp", "fsdp", "zero2", "zero3"])
-def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, grounding_data, engine):
+@pytest.mark.parametrize(
+    "engine, lora",
+    [(None, False), ("fsdp", False), ("zero2", False), ("zero2", True), ("zero3", False)],
+    ids=["ddp", "fsdp", "zero2", "zero2-lora", "zero3"],
+)
+def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, grounding_data, engine, lora):
     """``accelerate launch -m mmrft train``: one run directory written once, resumable with as many processes."""
     config = json.loads(config_file.read_text())
     config.update(output_dir=str(tmp_path / "run"), save_every=1, rollouts_every=1)
+    if lora:  # only the adapters train; DeepSpeed's state holds them, the checkpoint the merged model
+        config["model"] = {**config["model"], "lora_rank": 4, "lora_alpha": 8.0}
     sharded = engine is not None
     if sharded:  # every process takes part in evaluation's forwards: check it, on a few held-out samples
         config.update(eval_before_after=True, eval_samples=4, data={**config["data"], "heldout": str(grounding_data.heldout)})
@@ -129,6 +135,7 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, gr
         assert not any(info.values()), info  # whole weights under the plain layout's names, nothing missing
         assert sum(p.numel() for p in reloaded.parameters()) > 1_000_000
         assert (checkpoint / "deepspeed").is_dir() == engine.startswith("zero")  # DeepSpeed's per-process state
+        assert (checkpoint / "adapter").is_dir() == lora
         assert (run / "eval" / "start" / "heldout" / "eval.json").is_file()
 
     launch([*train, "--max-steps", "3", "--resume"], 2, tmp_path, engine=engine)
@@ -146,6 +153,17 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, gr
             assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-5, abs=1e-8), key
 
     launch([*train, "--max-steps", "4", "--resume"], 1, tmp_path, fails_with="written by 2 training processes")
+
+
+@pytest.mark.parametrize("engine", ["fsdp", "zero3"])
+def test_lora_is_refused_where_the_weights_are_sharded(config_file, tmp_path, engine):
+    """Merging the adapters into a checkpoint needs whole base weights: LoRA runs under DDP and ZeRO-2 only."""
+    config = json.loads(config_file.read_text())
+    config.update(output_dir=str(tmp_path / "run"), model={**config["model"], "lora_rank": 4})
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    expected = f"model.lora_rank: LoRA under {SHARDING[engine]} is not supported yet"
+    launch(["-m", "mmrft", "train", str(path), "--max-steps", "1"], 2, tmp_path, engine=engine, fails_with=expected)
 
 
 @pytest.mark.parametrize("engine", ["fsdp", "zero2"])
