@@ -185,14 +185,18 @@ class Processes:
         set_optimizer_state_dict(model, optimizer, optim_state, options=options)
 
     def save_engine_state(self, directory: Path) -> None:
-        """DeepSpeed: every process writes its part of the engine's state (weights, optimizer
-        partitions) under ``directory`` (collective)."""
-        self.engine.save_checkpoint(str(directory), tag=ENGINE_TAG, save_latest=False)
+        """DeepSpeed: every process writes its part of the engine's state (trained weights, optimizer
+        partitions) under ``directory`` (collective). Frozen weights (a LoRA base, a frozen tower)
+        are left out: they are the starting model's, which a resumed run loads first, and would
+        otherwise be stored again beside the checkpoint's whole weights."""
+        self.engine.save_checkpoint(str(directory), tag=ENGINE_TAG, save_latest=False, exclude_frozen_parameters=True)
         self.barrier()
 
     def load_engine_state(self, directory: Path) -> None:
+        frozen = any(not p.requires_grad for p in self.engine.module.parameters())
         path, _ = self.engine.load_checkpoint(
-            str(directory), tag=ENGINE_TAG, load_optimizer_states=True, load_lr_scheduler_states=False
+            str(directory), tag=ENGINE_TAG, load_optimizer_states=True, load_lr_scheduler_states=False,
+            load_module_strict=not frozen,  # the saved module state lacks the frozen weights
         )
         if path is None:
             raise FileNotFoundError(f"--resume: no DeepSpeed state in {directory}")

@@ -136,6 +136,10 @@ def test_cli_two_processes_train_checkpoint_and_resume(config_file, tmp_path, gr
         assert sum(p.numel() for p in reloaded.parameters()) > 1_000_000
         assert (checkpoint / "deepspeed").is_dir() == engine.startswith("zero")  # DeepSpeed's per-process state
         assert (checkpoint / "adapter").is_dir() == lora
+        if engine == "zero2":  # DeepSpeed's module state: the trained weights only (ZeRO-3's are partitioned)
+            saved = sum(f.stat().st_size for f in (checkpoint / "deepspeed").rglob("*model_states.pt"))
+            whole = (checkpoint / "model.safetensors").stat().st_size
+            assert saved < whole / 10 if lora else saved > whole * 0.9, (saved, whole)
         assert (run / "eval" / "start" / "heldout" / "eval.json").is_file()
 
     launch([*train, "--max-steps", "3", "--resume"], 2, tmp_path, engine=engine)
