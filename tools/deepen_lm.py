@@ -11,8 +11,6 @@ to ask whether more language-model layers let GRPO learn which shape was asked.
 
 import argparse
 import copy
-import shutil
-from pathlib import Path
 
 import torch
 
@@ -37,9 +35,10 @@ def deepen(model, factor: int):
         index, leaf = rest.split(".", 1)
         for copy_index in range(factor):
             zero = copy_index > 0 and leaf.startswith(ZEROED)
-            weights[f"{prefix}{LAYERS}{int(index) * factor + copy_index}.{leaf}"] = torch.zeros_like(value) if zero else value.clone()
+            weights[f"{prefix}{LAYERS}{int(index) * factor + copy_index}.{leaf}"] = torch.zeros_like(value) if zero else value
     deeper = type(model)(config)
     deeper.load_state_dict(weights, strict=True)
+    deeper.generation_config = copy.deepcopy(model.generation_config)
     return deeper
 
 
@@ -51,10 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     model, processor = load_model_and_processor(args.source)
     deepen(model, args.factor).save_pretrained(args.out)
-    processor.save_pretrained(args.out)
-    for extra in ("chat_template.jinja", "generation_config.json"):
-        if (Path(args.source) / extra).is_file() and not (Path(args.out) / extra).is_file():
-            shutil.copy(Path(args.source) / extra, Path(args.out) / extra)
+    processor.save_pretrained(args.out)  # the chat template with it
     print(f"{args.out}: {model.config.text_config.num_hidden_layers} -> {args.factor * model.config.text_config.num_hidden_layers} layers")
 
 
