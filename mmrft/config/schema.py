@@ -80,7 +80,7 @@ class DataConfig:
     synthetic: dict | None = None
     """If set and ``train`` does not exist yet, generate it: keys of mmrft.data.synthetic
     (task, train, heldout, seed, image_size; video tasks also train_shapes, train_start,
-    question_first), written next to ``train``."""
+    question_first; temporal grounding train_max_overlap), written next to ``train``."""
     on_bad_sample: Literal["skip", "raise"] = "skip"
     """A sample whose media or solution is broken is skipped and counted (data/skipped), or raises."""
     shuffle: bool = True

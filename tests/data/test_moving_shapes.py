@@ -116,6 +116,28 @@ def _apart(sample: dict) -> bool:
     return len(set(windows)) == len(windows)
 
 
+def _overlap(sample: dict) -> float:
+    """Largest tIoU of two shapes' windows, from the sample's metadata."""
+    windows = [(s["on_s"], s["off_s"]) for s in sample["meta"]["shapes"]]
+    pairs = [(a, b) for i, a in enumerate(windows) for b in windows[i + 1 :]]
+    return max(max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / (max(a[1], b[1]) - min(a[0], b[0])) for a, b in pairs)
+
+
+def test_max_overlap_keeps_only_clips_whose_windows_stand_apart():
+    passed = 0
+    for i in range(40):
+        plain, _ = make_video_sample("temporal_grounding", "train", i, shapes=(3,))
+        apart, frames = make_video_sample("temporal_grounding", "train", i, shapes=(3,), max_overlap=0.4)
+        assert _overlap(apart) <= 0.4 and frames.shape == (FRAMES, 112, 112, 3)
+        if _overlap(plain) <= 0.4:  # a clip that passes is the unfiltered clip itself
+            assert apart == plain
+            passed += 1
+    assert 0 < passed < 40  # both cases were seen
+    for task, value in (("video_qa", 0.3), ("temporal_grounding", -0.1), ("temporal_grounding", 1.5)):
+        with pytest.raises(ValueError, match="max_overlap is a temporal IoU"):
+            make_video_sample(task, "train", 0, max_overlap=value)
+
+
 def test_a_config_generates_video_data_with_its_generator_options(tmp_path):
     from mmrft.config import ConfigError, TrainConfig, from_dict
     from mmrft.training.trainer import prepare_data
@@ -149,13 +171,14 @@ def test_a_config_generates_video_data_with_its_generator_options(tmp_path):
 def test_cli_passes_the_video_options(tmp_path):
     from mmrft.data.synthetic.__main__ import main
 
-    args = ["--train", "2", "--heldout", "1", "--train-shapes", "3", "--train-start", "7", "--video-first"]
+    args = ["--train", "2", "--heldout", "1", "--train-shapes", "3", "--train-start", "7", "--video-first", "--train-max-overlap", "0.2"]
     main(["--task", "temporal_grounding", "--out", str(tmp_path), *args])
     rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert [r["id"][-6:] for r in rows] == ["000007", "000008"] and {r["meta"]["difficulty"] for r in rows} == {3}
-    assert rows[0] == make_video_sample("temporal_grounding", "train", 7, shapes=(3,), question_first=False)[0]
+    assert rows[0] == make_video_sample("temporal_grounding", "train", 7, shapes=(3,), question_first=False, max_overlap=0.2)[0]
     held = json.loads((tmp_path / "heldout.jsonl").read_text())
-    assert held == make_video_sample("temporal_grounding", "heldout", 0, question_first=False)[0]
-    assert json.loads((tmp_path / "synthetic.json").read_text())["train_start"] == 7  # the spec is recorded
+    assert held == make_video_sample("temporal_grounding", "heldout", 0, question_first=False)[0]  # train_* options: not held out
+    spec = json.loads((tmp_path / "synthetic.json").read_text())
+    assert spec["train_start"] == 7 and spec["train_max_overlap"] == 0.2  # the spec is recorded
     with pytest.raises(SystemExit):
         main(["--task", "temporal_grounding", "--out", str(tmp_path), "--train-start", "-1"])

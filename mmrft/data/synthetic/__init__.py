@@ -15,7 +15,7 @@ from mmrft.data.synthetic.shapes import SPLITS, TASKS, make_sample, write_split
 
 VIDEO_TASKS = ("temporal_grounding", "video_qa", "tracking")
 ALL_TASKS = (*TASKS, *VIDEO_TASKS, PLAN_TASK)
-VIDEO_OPTIONS = ("train_shapes", "train_start", "question_first")
+VIDEO_OPTIONS = ("train_shapes", "train_start", "train_max_overlap", "question_first")
 SPEC_FILE = "synthetic.json"
 """Beside generated data: the spec it was generated from (:func:`full_spec`)."""
 
@@ -51,8 +51,9 @@ def write_synthetic_split(
     Driving plans have a fixed 56-pixel frame (the simulator's renderer): `size` does not apply.
     ``video``: options of the video tasks' generator: ``train_shapes`` (shapes per training clip,
     drawn from these; held-out clips keep theirs), ``train_start`` (index of the first training
-    clip: RL data disjoint from the clips an SFT base was trained on, same held-out split) and
-    ``question_first``.
+    clip: RL data disjoint from the clips an SFT base was trained on, same held-out split),
+    ``train_max_overlap`` (temporal grounding: training clips in which no two shapes' windows
+    overlap by more than this temporal IoU; held-out clips keep theirs) and ``question_first``.
     """
     if video and task not in VIDEO_TASKS:
         raise ValueError(f"{', '.join(video)}: options of the video tasks ({', '.join(VIDEO_TASKS)}), not of {task}")
@@ -60,9 +61,13 @@ def write_synthetic_split(
         return write_plan_split(split, out_dir, n, seed=seed)
     if task in VIDEO_TASKS:
         train_shapes, train_start = video.pop("train_shapes", None), video.pop("train_start", 0)
+        train_max_overlap = video.pop("train_max_overlap", None)
         shapes = tuple(train_shapes) if split == "train" and train_shapes else None
         start = int(train_start) if split == "train" else 0
-        return write_video_split(task, split, out_dir, n, seed=seed, size=size, shapes=shapes, start=start, **video)
+        max_overlap = train_max_overlap if split == "train" else None
+        return write_video_split(
+            task, split, out_dir, n, seed=seed, size=size, shapes=shapes, start=start, max_overlap=max_overlap, **video
+        )
     return write_split(task, split, out_dir, n, seed=seed, image_size=size)
 
 

@@ -17,6 +17,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=112, help="square canvas (or frame) side in pixels")
     parser.add_argument("--train-shapes", type=int, nargs="+", help="video tasks: shapes per training clip, drawn from these")
     parser.add_argument("--train-start", type=int, default=0, help="video tasks: index of the first training clip")
+    parser.add_argument(
+        "--train-max-overlap", type=float, help="temporal grounding: most tIoU of two shapes' windows in a training clip"
+    )
     parser.add_argument("--video-first", action="store_true", help="video tasks: the video before the question")
     args = parser.parse_args(argv)
     if args.seed < 0 or args.train_start < 0:
@@ -26,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         spec["train_shapes"] = args.train_shapes
     if args.train_start:
         spec["train_start"] = args.train_start
+    if args.train_max_overlap is not None:
+        spec["train_max_overlap"] = args.train_max_overlap
     if args.video_first:
         spec["question_first"] = False
     write_synthetic(args.out, spec)

@@ -17,8 +17,9 @@ clip with one shape can be answered without reading the query, and a tiny base t
 shapes learned to answer some shape's window whichever was asked. The question comes before the
 video, so that in a causal language model every frame token can attend to it; with the video
 first, the tiny base did not learn to tell the asked shape from the others (docs/video.md). Both
-can be set per split (``shapes``, ``question_first``). Every clip is a pure function of (task,
-split, seed, index) and those two settings.
+can be set per split (``shapes``, ``question_first``), as can a bound on how much any two
+temporal-grounding windows overlap (``max_overlap``). Every clip is a pure function of (task,
+split, seed, index) and those settings.
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ def _movers(task: str, rng: np.random.Generator, count: int, width: int, height:
     return movers
 
 
+def window_overlap(movers: list[Mover]) -> float:
+    """The largest temporal IoU between two shapes' visible windows (0 for a single shape)."""
+
+    def iou(a: Mover, b: Mover) -> float:
+        return max(0, min(a.off, b.off) - max(a.on, b.on)) / (max(a.off, b.off) - min(a.on, b.on))
+
+    return max((iou(a, b) for i, a in enumerate(movers) for b in movers[i + 1 :]), default=0.0)
+
+
 def render_frames(movers: list[Mover], rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """(FRAMES, H, W, 3) uint8: a mottled grey background (fixed over the clip), shapes drawn per frame."""
     background = int(rng.integers(215, 246))
@@ -158,11 +168,16 @@ def make_video_sample(
     size: int = 112,
     shapes: tuple[int, ...] | None = None,
     question_first: bool = True,
+    max_overlap: float | None = None,
 ) -> tuple[dict, np.ndarray]:
     """Sample ``index`` of a split: its JSON record (video at ``videos/{split}-{index:06d}.mp4``) and frames.
 
     ``shapes``: the shape counts a clip draws from (default: the split's); ``question_first``:
-    the question text before the video in the message (else after it).
+    the question text before the video in the message (else after it); ``max_overlap``
+    (temporal grounding): keep only clips where no two shapes' windows overlap by more than this
+    temporal IoU, so that answering another shape's window scores low. Every pair, not only the
+    asked shape's: were it the only window apart from the others, it could be found without
+    reading the question.
     """
     if task not in TRAIN_SHAPES:
         raise ValueError(f"unknown video task {task!r}; known: {', '.join(TRAIN_SHAPES)}")
@@ -171,9 +186,14 @@ def make_video_sample(
     counts = shapes or (TRAIN_SHAPES[task] if split == "train" else HELDOUT_SHAPES)
     if not all(1 <= int(c) <= len(COLOURS) * len(SHAPES) for c in counts):
         raise ValueError(f"shapes per clip must be between 1 and {len(COLOURS) * len(SHAPES)}, got {list(counts)}")
+    if max_overlap is not None and (task != "temporal_grounding" or not 0 <= max_overlap <= 1):
+        raise ValueError(f"max_overlap is a temporal IoU in [0, 1] for temporal_grounding, got {max_overlap!r} for {task}")
     rng = np.random.default_rng([seed, zlib.crc32(f"video/{task}/{split}".encode()), index])
-    movers = _movers(task, rng, int(rng.choice(counts)), size, size)
-    target = movers[int(rng.integers(len(movers)))]
+    while True:  # a clip over max_overlap is drawn again from the same stream: the first draw is kept when it passes
+        movers = _movers(task, rng, int(rng.choice(counts)), size, size)
+        target = movers[int(rng.integers(len(movers)))]
+        if max_overlap is None or window_overlap(movers) <= max_overlap:
+            break
     item_extra, text, solution, columns = _prompt_and_solution(task, target, rng, size, size)
     frames = render_frames(movers, rng, size, size)
     content = [{"type": "text", "text": text}, {"type": "video", "video": f"videos/{split}-{index:06d}.mp4", **item_extra}]
@@ -204,9 +224,10 @@ def write_video_split(
     shapes: tuple[int, ...] | None = None,
     question_first: bool = True,
     start: int = 0,
+    max_overlap: float | None = None,
 ) -> Path:
     """Write samples ``start .. start + n - 1`` to ``out_dir/{split}.jsonl`` and their MP4s to ``out_dir/videos/``."""
     if start < 0:
         raise ValueError(f"the first sample index must be non-negative, got {start}")
-    make = lambda i: make_video_sample(task, split, start + i, seed, size, shapes, question_first)  # noqa: E731
+    make = lambda i: make_video_sample(task, split, start + i, seed, size, shapes, question_first, max_overlap)  # noqa: E731
     return write_samples(out_dir, split, n, make, write_mp4)
