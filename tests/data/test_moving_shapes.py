@@ -14,6 +14,7 @@ from mmrft.data.synthetic.shapes import COLOURS
 from mmrft.data.validate import check_sample
 from mmrft.data.video import decode_video
 from mmrft.eval.evaluate import TASK_SCORERS
+from mmrft.rewards.temporal import temporal_iou
 
 TASKS = ("temporal_grounding", "video_qa", "tracking")
 
@@ -119,8 +120,7 @@ def _apart(sample: dict) -> bool:
 def _overlap(sample: dict) -> float:
     """Largest tIoU of two shapes' windows, from the sample's metadata."""
     windows = [(s["on_s"], s["off_s"]) for s in sample["meta"]["shapes"]]
-    pairs = [(a, b) for i, a in enumerate(windows) for b in windows[i + 1 :]]
-    return max(max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / (max(a[1], b[1]) - min(a[0], b[0])) for a, b in pairs)
+    return max(temporal_iou(a, b) for i, a in enumerate(windows) for b in windows[i + 1 :])
 
 
 def test_max_overlap_keeps_only_clips_whose_windows_stand_apart():

@@ -34,6 +34,7 @@ import numpy as np
 
 from mmrft.data.synthetic.shapes import COLOURS, NOISE, NOISE_BLOCK, SHAPES, shape_mask
 from mmrft.data.synthetic.writer import write_samples
+from mmrft.rewards.temporal import temporal_iou
 
 FPS = 4
 SECONDS = 8
@@ -106,11 +107,8 @@ def _movers(task: str, rng: np.random.Generator, count: int, width: int, height:
 
 def window_overlap(movers: list[Mover]) -> float:
     """The largest temporal IoU between two shapes' visible windows (0 for a single shape)."""
-
-    def iou(a: Mover, b: Mover) -> float:
-        return max(0, min(a.off, b.off) - max(a.on, b.on)) / (max(a.off, b.off) - min(a.on, b.on))
-
-    return max((iou(a, b) for i, a in enumerate(movers) for b in movers[i + 1 :]), default=0.0)
+    pairs = ((a, b) for i, a in enumerate(movers) for b in movers[i + 1 :])
+    return max((temporal_iou((a.on, a.off), (b.on, b.off)) for a, b in pairs), default=0.0)
 
 
 def render_frames(movers: list[Mover], rng: np.random.Generator, width: int, height: int) -> np.ndarray:
