@@ -18,9 +18,10 @@ from mmrft.policies.loading import load_model_and_processor
 from mmrft.policies.tiny import ARCHS, TinySize, _model_config
 
 
-def fresh_language_model(model, tokenizer, arch: str, hidden: int, layers: int, seed: int = 0):
-    """A new ``arch`` model whose vision weights are ``model``'s where their shapes allow."""
+def fresh_language_model(model, tokenizer, hidden: int, layers: int, seed: int = 0):
+    """A new model of ``model``'s architecture whose vision weights are ``model``'s where their shapes allow."""
     torch.manual_seed(seed)
+    arch = model.config.model_type
     vision = model.config.vision_config
     size = TinySize(hidden=hidden, layers=layers, intermediate=3 * hidden, vision_hidden=vision.hidden_size,
                     vision_layers=vision.depth, vision_heads=vision.num_heads)
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model, processor = load_model_and_processor(args.source)
-    fresh = fresh_language_model(model, processor.tokenizer, model.config.model_type, args.hidden, args.layers, args.seed)
+    fresh = fresh_language_model(model, processor.tokenizer, args.hidden, args.layers, args.seed)
     fresh.save_pretrained(args.out)
     processor.save_pretrained(args.out)
     print(f"{args.out}: language model {args.layers} x {args.hidden} on {args.source}'s vision tower")

@@ -13,7 +13,7 @@ def test_fresh_language_model_keeps_the_vision_tower_and_takes_the_new_width(tin
     from mmrft.policies.loading import load_model_and_processor
 
     model, processor = load_model_and_processor(str(tiny_model_dir("qwen2_5_vl")))
-    wide = fresh_language_model(model, processor.tokenizer, "qwen2_5_vl", hidden=192, layers=2)
+    wide = fresh_language_model(model, processor.tokenizer, hidden=192, layers=2)
     assert wide.config.text_config.hidden_size == wide.config.vision_config.out_hidden_size == 192
     assert wide.config.text_config.num_hidden_layers == 2
     source, new = model.state_dict(), wide.state_dict()
