@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from mmrft.policies.loading import load_model_and_processor
-from mmrft.policies.tiny import ARCHS, TinySize, _model_config
+from mmrft.policies.tiny import ARCHS, TinySize, tiny_model_config
 
 
 def fresh_language_model(model, tokenizer, hidden: int, layers: int, seed: int = 0):
@@ -25,7 +25,7 @@ def fresh_language_model(model, tokenizer, hidden: int, layers: int, seed: int =
     vision = model.config.vision_config
     size = TinySize(hidden=hidden, layers=layers, intermediate=3 * hidden, vision_hidden=vision.hidden_size,
                     vision_layers=vision.depth, vision_heads=vision.num_heads)
-    fresh = getattr(transformers, ARCHS[arch].model_cls)(_model_config(arch, size, tokenizer))
+    fresh = getattr(transformers, ARCHS[arch].model_cls)(tiny_model_config(arch, size, tokenizer))
     weights = fresh.state_dict()
     for key, value in model.state_dict().items():
         if ".visual." in key and weights[key].shape == value.shape:

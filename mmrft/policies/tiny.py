@@ -133,7 +133,8 @@ class TinySize:
     image_tokens_side: int = 4  # an image is at most side x side merged tokens (112 px at patch 14)
 
 
-def _model_config(arch: str, size: TinySize, tokenizer: Qwen2Tokenizer):
+def tiny_model_config(arch: str, size: TinySize, tokenizer: Qwen2Tokenizer):
+    """The transformers config of a tiny ``arch`` model of ``size`` for ``tokenizer`` (special-token ids, M-RoPE sections)."""
     spec = ARCHS[arch]
     head_dim = size.hidden // size.heads
     # M-RoPE sections (temporal, height, width) must sum to head_dim / 2.
@@ -218,7 +219,7 @@ def build_tiny_model(arch: str, out_dir: str | Path, seed: int = 0, size: TinySi
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    config = _model_config(arch, size, tokenizer)
+    config = tiny_model_config(arch, size, tokenizer)
     model = getattr(transformers, ARCHS[arch].model_cls)(config)
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     model.generation_config.eos_token_id = config.text_config.eos_token_id
