@@ -30,6 +30,7 @@ COLUMNS = {
     "count": {"solution": 3},
     "multiple_choice": {"solution": "B", "options": ["cat", "dog", "owl"]},
     "vqa_accuracy": {"solution": ["two"] * 7 + ["2", "three", "cat"]},
+    "vqa_accuracy_normalized": {"solution": ["two"] * 7 + ["2", "three", "cat"]},
     "math": {"solution": "\\frac{1}{2}"},
     "mathvista": {"solution": "12", "answer_type": "integer"},
     "temporal_iou": {"solution": [1.0, 9.0], "duration": 10.0},

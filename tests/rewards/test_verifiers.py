@@ -139,13 +139,15 @@ def test_normalize_vqa_answer(text, expected):
 
 
 VQA_CASES = [
-    ("golden: ten 'two', predicted 2", "<answer>2</answer>", ["two"] * 10, 1.0),
+    ("ten 'two', predicted 2: no normalisation when all agree", "<answer>2</answer>", ["two"] * 10, 0.0),
+    ("nine 'two' and one '2', predicted 2", "<answer>2</answer>", ["two"] * 9 + ["2"], 1.0),
     ("three of ten agree", "<answer>red</answer>", ["red"] * 3 + ["blue"] * 7, pytest.approx(0.9)),
     ("one of ten", "<answer>red</answer>", ["red"] + ["blue"] * 9, pytest.approx(0.3)),
     ("two of ten", "<answer>red</answer>", ["red"] * 2 + ["blue"] * 8, pytest.approx(0.6)),
     ("four of ten", "<answer>red</answer>", ["red"] * 4 + ["blue"] * 6, 1.0),
     ("none agree", "<answer>green</answer>", ["red"] * 10, 0.0),
-    ("articles and case", "<answer>The Dog</answer>", ["dog"] * 10, 1.0),
+    ("articles and case", "<answer>The Dog</answer>", ["dog"] * 9 + ["a dog"], 1.0),
+    ("case when all agree", "<answer>The Dog</answer>", ["dog"] * 10, 0.0),
     ("single answer", "<answer>yes</answer>", "Yes.", 1.0),
     ("empty answer", "<answer></answer>", ["yes"] * 10, 0.0),
     ("no block", "yes", ["yes"] * 10, 0.0),
