@@ -38,17 +38,35 @@ class RunDir:
             )
         self.checkpoints = self.root / "checkpoints"
         self.write = write
-        self.sinks = []
+        self.report_to = list(report_to) if write else []
+        self.config = to_dict(config)
+        self._sinks = None  # opened on first use, once a resume has said which step comes next
+        self._first_step = None
         if write:
             self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-            self.sinks = [_make_sink(name, self.root) for name in report_to]
+            (self.root / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    @property
+    def sinks(self) -> list:
+        """The ``report_to`` sinks (see :mod:`mmrft.training.sinks`)."""
+        if self._sinks is None:
+            from mmrft.training.sinks import open_sink
+
+            self._sinks = [open_sink(name, self.root, self.config, self._first_step) for name in self.report_to]
+        return self._sinks
+
+    def close(self) -> None:
+        """Flush and close the sinks (a W&B run is finished); the JSONL logs need no closing."""
+        for sink in self._sinks or []:
+            sink.close()
+        self._sinks = None
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop log lines of steps after the checkpoint (they will be redone), and a
         line torn by a kill mid-write."""
         if not self.write:
             return
+        self._first_step = step + 1
         for name in ("metrics.jsonl", "rollouts.jsonl", "skipped.jsonl"):
             if (self.root / name).is_file():
                 lines = (self.root / name).read_text().splitlines()
@@ -58,14 +76,58 @@ class RunDir:
     def log_metrics(self, metrics: dict) -> None:
         self._append("metrics.jsonl", [metrics])
         for sink in self.sinks:
-            sink(metrics)
+            sink.log_metrics(metrics)
 
     def log_skipped(self, rows: list[dict]) -> None:
         """Append skipped samples (step, id, reason) to skipped.jsonl: the data-fault report."""
         self._append("skipped.jsonl", rows)
 
     def log_rollouts(self, rows: list[dict]) -> None:
-        self._append("rollouts.jsonl", rows)
+        """Append one step's rollouts to rollouts.jsonl and send them to the sinks as a table.
+
+        A row's optional ``image`` (its prompt's first image: a path, a PIL image or embedded
+        bytes) goes to the sinks; rollouts.jsonl keeps it only as a path.
+        """
+        self._append("rollouts.jsonl", [_without_pixels(row) for row in rows])
+        if rows:
+            for sink in self.sinks:
+                sink.log_rollouts(int(rows[0]["step"]), rows)
+
+    def model_card(self, step: int, eval_tag: str | None = None) -> str:
+        """The model card (README.md text) of checkpoint ``step``, from this directory's config,
+        metrics and evaluations: the held-out eval under ``eval/<eval_tag>/`` (default: the one
+        run at that step, if any) beside the starting model's."""
+        from mmrft.training.model_card import render_model_card
+
+        return render_model_card(
+            self.config,
+            step,
+            metrics=self.metrics_at(step),
+            heldout=self._heldout_eval(eval_tag or f"step-{step:06d}"),
+            start=self._heldout_eval("start"),
+            model_name=self.root.resolve().name,
+        )
+
+    def update_model_card(self, checkpoint: Path, step: int, eval_tag: str) -> None:
+        """Rewrite ``checkpoint``'s card once the held-out eval ``eval_tag`` of its weights exists
+        (the final one runs after the last save)."""
+        if self.write:
+            from mmrft.training.checkpoint import write_model_card
+
+            write_model_card(checkpoint, self.model_card(step, eval_tag))
+
+    def metrics_at(self, step: int) -> dict | None:
+        """The metrics.jsonl row of ``step``, or the last one before it (``log_every`` > 1)."""
+        found = None
+        if (self.root / "metrics.jsonl").is_file():
+            for line in (self.root / "metrics.jsonl").read_text().splitlines():
+                if (s := _step_of(line)) is not None and s <= step:
+                    found = json.loads(line)
+        return found
+
+    def _heldout_eval(self, tag: str) -> dict | None:
+        path = self.root / "eval" / tag / "heldout" / "eval.json"
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def write_jsonl(self, name: str, rows: list[dict]) -> Path:
         """Write ``rows`` to ``name`` under the run directory atomically, one JSON object a line."""
@@ -100,15 +162,12 @@ def _step_of(line: str) -> int | None:
         return None
 
 
-def _make_sink(name: str, root: Path):
-    if name == "tensorboard":
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(root / "tensorboard"))
-        return lambda m: [writer.add_scalar(k, v, m["step"]) for k, v in m.items() if isinstance(v, (int, float))]
-    if name == "wandb":
-        import wandb
-
-        run = wandb.init(dir=str(root), config=yaml.safe_load((root / "config.yaml").read_text()))
-        return lambda m: run.log(m, step=m["step"])
-    raise ValueError(f"unknown metric sink {name!r}")
+def _without_pixels(row: dict) -> dict:
+    """``row`` with its ``image`` as a path string, or without it when it is pixels or bytes."""
+    if "image" not in row:
+        return row
+    image = row["image"]
+    path = image.get("path") if isinstance(image, dict) else image
+    if isinstance(path, str):
+        return {key: path if key == "image" else value for key, value in row.items()}
+    return {key: value for key, value in row.items() if key != "image"}
