@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mmrft.config.loader import ConfigError
+from mmrft.config.paths import resolve_data_path
 
 DRIVING_STAGES = ("world_model", "action_bc", "action_grpo")
 
@@ -29,6 +30,14 @@ class DrivingDataConfig:
     """Std of the Gaussian noise on the expert's normalised actions."""
     seed: int = 0
     """Seed of the scenarios and the expert's noise."""
+    root: str | None = None
+    """Directory that relative ``train`` and ``heldout`` paths resolve against. Unset: the cache
+    root, ``$MMRFT_CACHE`` (default ~/.cache/mmrft), as for all data mmrft generates when missing;
+    ``root: .`` keeps them in the current directory."""
+
+    def __post_init__(self) -> None:
+        self.train = resolve_data_path(self.train, self.root, generated=True)
+        self.heldout = resolve_data_path(self.heldout, self.root, generated=True)
 
 
 @dataclass

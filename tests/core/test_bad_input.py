@@ -77,7 +77,7 @@ def test_tiny_spec_builds_into_the_configured_cache():
     from mmrft.policies.loading import resolve_model
 
     path = Path(resolve_model("tiny:qwen2_vl"))
-    assert path.parent == Path(os.environ["MMRFT_CACHE"])
+    assert path.parent == Path(os.environ["MMRFT_CACHE"]) / "models"
     assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
     assert resolve_model("tiny:qwen2_vl") == str(path)  # cached: the second call reuses it
 
