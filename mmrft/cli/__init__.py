@@ -1,4 +1,9 @@
-"""The ``mmrft`` command: train, eval, report, rewards, select."""
+"""The ``mmrft`` command: train, eval, report, rewards, select, data.
+
+Subcommand modules import only what their parsers need; torch, transformers and the data
+libraries are imported inside the command that runs, so ``mmrft --help`` and a config error
+answer at once (tests/test_cli_imports.py checks which modules each command loads).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from mmrft.cli import data as data_cmd
 from mmrft.cli import eval as eval_cmd
 from mmrft.cli import report as report_cmd
 from mmrft.cli import rewards as rewards_cmd
@@ -13,10 +19,15 @@ from mmrft.cli import select as select_cmd
 from mmrft.cli import train as train_cmd
 from mmrft.config import ConfigError, is_override
 from mmrft.data.errors import SampleError
-from mmrft.policies.loading import ModelLoadError
 
 # Errors a user can fix from the message alone: printed as one line, no traceback.
-USER_ERRORS = (ConfigError, ModelLoadError, SampleError, FileNotFoundError, KeyError)
+USER_ERRORS = (ConfigError, SampleError, FileNotFoundError, KeyError)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """USER_ERRORS plus the model loader's error once a command has imported the loader."""
+    loading = sys.modules.get("mmrft.policies.loading")
+    return USER_ERRORS + ((loading.ModelLoadError,) if loading is not None else ())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_parser(sub)
     rewards_cmd.add_parser(sub)
     select_cmd.add_parser(sub)
+    data_cmd.add_parser(sub)
     return parser
 
 
@@ -44,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as err:
+    except Exception as err:
+        if not isinstance(err, user_errors()):
+            raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"mmrft {args.command}: error: {message}", file=sys.stderr)
         return 2

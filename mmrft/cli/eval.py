@@ -8,11 +8,7 @@ import json
 from pathlib import Path
 
 from mmrft.config import ModelConfig, VideoConfig
-from mmrft.data.jsonl import JsonlDataset
-from mmrft.eval.benchmarks import BENCHMARKS
-from mmrft.eval.evaluate import evaluate
 from mmrft.eval.report import comparison_table
-from mmrft.policies.loading import load_policy, resolve_model
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -63,6 +59,9 @@ def _finished_rows(path: Path) -> dict[int, dict]:
 
 
 def evaluate_model(args: argparse.Namespace, model: str, out: Path, data) -> dict:
+    from mmrft.eval.evaluate import evaluate
+    from mmrft.policies.loading import load_policy, resolve_model
+
     policy = load_policy(ModelConfig(name_or_path=model, coord_convention=args.coord_convention), VideoConfig())
     policy.model.eval()
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +100,10 @@ def evaluate_model(args: argparse.Namespace, model: str, out: Path, data) -> dic
 
 
 def load_data(args: argparse.Namespace):
-    """The samples to evaluate: a JSONL file, or a registered benchmark's published files."""
+    """The samples to evaluate: a data source (JSONL, parquet, ..., hf:org/name:split), or a registered benchmark's published files."""
+    from mmrft.data.sources import open_dataset
+    from mmrft.eval.benchmarks import BENCHMARKS
+
     if args.benchmark in BENCHMARKS.names():
         files = dict(item.split("=", 1) for item in args.data if "=" in item)
         for key, path in files.items():
@@ -111,7 +113,7 @@ def load_data(args: argparse.Namespace):
             return list(BENCHMARKS.get(args.benchmark)(**files))
         except TypeError as err:
             raise KeyError(f"--data for {args.benchmark}: {err}") from None
-    return JsonlDataset(args.data[0])
+    return open_dataset(args.data[0])
 
 
 def run_driving(args: argparse.Namespace) -> int:
@@ -139,9 +141,12 @@ def run_driving(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmrft.data.sources import source_exists
+    from mmrft.eval.benchmarks import BENCHMARKS
+
     if args.benchmark == "driving":
         return run_driving(args)
-    if args.benchmark not in BENCHMARKS.names() and not Path(args.data[0]).is_file():
+    if args.benchmark not in BENCHMARKS.names() and not source_exists(args.data[0]):
         raise FileNotFoundError(f"data file not found: {args.data[0]}")
     root = Path(args.output_dir)
     data = load_data(args)  # before any model is loaded: a missing file fails fast

@@ -31,10 +31,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig | DrivingConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = build_config(args)  # before torch is imported: a config error answers at once
     from mmrft.training import STAGES
     from mmrft.training.trainer import NonFiniteError
 
-    config = build_config(args)
     trainer = STAGES.get(config.stage)(config, resume=args.resume)
     try:
         summary = trainer.train()

@@ -80,6 +80,10 @@ class JsonlDataset:
         return len(self._offsets)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return resolve_media_paths(self.raw(index), self.path.parent)
+
+    def raw(self, index: int) -> dict[str, Any]:
+        """Line ``index`` parsed, media paths as written."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples in {self.path}")
         index %= len(self)
@@ -93,4 +97,4 @@ class JsonlDataset:
             raise SampleError(where, f"invalid JSON: {e}") from e
         if not isinstance(sample, dict):
             raise SampleError(where, f"expected a JSON object, got {type(sample).__name__}")
-        return resolve_media_paths(sample, self.path.parent)
+        return sample

@@ -1,5 +1,7 @@
 """Checks that a sample is usable for training or evaluation before it reaches a model."""
 
+import base64
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -192,7 +194,9 @@ def _image_paths(messages: Any, fail: Callable[[str], SampleError]) -> list[str]
             path = item.get("image")
             if not isinstance(path, str):
                 raise fail(f"message {i} has an image item without an 'image' path")
-            if not path.startswith(_REMOTE_PREFIXES):
+            if path.startswith("data:image"):
+                paths.append(path)  # an embedded image: decoded like a file
+            elif not path.startswith(_REMOTE_PREFIXES):
                 paths.append(path.removeprefix("file://"))
     return paths
 
@@ -228,10 +232,20 @@ def _check_video_files(video: Any, i: int, fail: Callable[[str], SampleError]) -
             raise fail(f"video not found: {f}")
 
 
+def decode_data_uri(uri: str) -> bytes:
+    """The bytes of a ``data:...;base64,`` URI."""
+    _, sep, payload = uri.partition("base64,")
+    if not sep:
+        raise ValueError("not a base64 data URI")
+    return base64.b64decode(payload, validate=True)
+
+
 def _decoded_size(path: str, fail: Callable[[str], SampleError]) -> tuple[int, int]:
     """Decode the whole image (so truncation is caught) and return its (width, height)."""
+    name = "embedded image" if path.startswith("data:") else path
     try:
-        with Image.open(path) as image:
+        source = io.BytesIO(decode_data_uri(path)) if path.startswith("data:") else path
+        with Image.open(source) as image:
             image.load()
             return image.size
     except FileNotFoundError:
@@ -239,4 +253,4 @@ def _decoded_size(path: str, fail: Callable[[str], SampleError]) -> tuple[int, i
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         # PIL reports corrupt data as OSError (truncated, unidentified), SyntaxError (bad PNG
         # chunks) or ValueError, depending on where decoding breaks.
-        raise fail(f"corrupt image: {path} ({e})") from None
+        raise fail(f"corrupt image: {name} ({e})") from None

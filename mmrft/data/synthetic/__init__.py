@@ -31,20 +31,22 @@ def full_spec(spec: dict) -> dict:
 
 def write_synthetic(out_dir: str | Path, spec: dict) -> Path:
     """Generate every split ``spec`` names (``{"task": ..., "train": 1000, "heldout": 200, "seed": 0,
-    ...}``) into ``out_dir`` and record the spec there in :data:`SPEC_FILE`; returns ``out_dir``."""
+    ...}``) into ``out_dir`` and record the spec there in :data:`SPEC_FILE`; returns ``out_dir``.
+    ``"format": "parquet"`` writes ``{split}.parquet`` files with the images embedded."""
     out_dir, spec = Path(out_dir), full_spec(spec)
     splits = dict(spec)
     task, seed, size = splits.pop("task"), splits.pop("seed"), splits.pop("image_size")
+    format = splits.pop("format", "jsonl")
     video = {key: splits.pop(key) for key in VIDEO_OPTIONS if key in splits}
     (out_dir / SPEC_FILE).unlink(missing_ok=True)  # written last: present only beside the splits it describes
     for split, n in splits.items():
-        write_synthetic_split(task, split, out_dir, n=int(n), seed=seed, size=size, **video)
+        write_synthetic_split(task, split, out_dir, n=int(n), seed=seed, size=size, format=format, **video)
     (out_dir / SPEC_FILE).write_text(json.dumps(spec))
     return out_dir
 
 
 def write_synthetic_split(
-    task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112, **video
+    task: str, split: str, out_dir: str | Path, n: int, seed: int = 0, size: int = 112, format: str = "jsonl", **video
 ) -> Path:
     """Write a split of any synthetic task (image, video or driving plans) into ``out_dir``.
 
@@ -54,11 +56,12 @@ def write_synthetic_split(
     clip: RL data disjoint from the clips an SFT base was trained on, same held-out split),
     ``train_max_overlap`` (temporal grounding: training clips in which no two shapes' windows
     overlap by more than this temporal IoU; held-out clips keep theirs) and ``question_first``.
+    ``format``: jsonl (media files beside) or parquet (images embedded, videos beside).
     """
     if video and task not in VIDEO_TASKS:
         raise ValueError(f"{', '.join(video)}: options of the video tasks ({', '.join(VIDEO_TASKS)}), not of {task}")
     if task == PLAN_TASK:
-        return write_plan_split(split, out_dir, n, seed=seed)
+        return write_plan_split(split, out_dir, n, seed=seed, format=format)
     if task in VIDEO_TASKS:
         train_shapes, train_start = video.pop("train_shapes", None), video.pop("train_start", 0)
         train_max_overlap = video.pop("train_max_overlap", None)
@@ -66,9 +69,9 @@ def write_synthetic_split(
         start = int(train_start) if split == "train" else 0
         max_overlap = train_max_overlap if split == "train" else None
         return write_video_split(
-            task, split, out_dir, n, seed=seed, size=size, shapes=shapes, start=start, max_overlap=max_overlap, **video
+            task, split, out_dir, n, seed=seed, size=size, shapes=shapes, start=start, max_overlap=max_overlap, format=format, **video
         )
-    return write_split(task, split, out_dir, n, seed=seed, image_size=size)
+    return write_split(task, split, out_dir, n, seed=seed, image_size=size, format=format)
 
 
 __all__ = [

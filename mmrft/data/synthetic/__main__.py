@@ -7,7 +7,7 @@ from mmrft.data.synthetic import ALL_TASKS, write_synthetic
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line and write `OUT/train.jsonl`, `OUT/heldout.jsonl` and their media."""
+    """Parse the command line and write `OUT/train.jsonl`, `OUT/heldout.jsonl` (or .parquet) and their media."""
     parser = argparse.ArgumentParser(prog="python -m mmrft.data.synthetic", description=__doc__)
     parser.add_argument("--task", required=True, choices=sorted(ALL_TASKS))
     parser.add_argument("--out", required=True, help="output directory")
@@ -21,6 +21,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--train-max-overlap", type=float, help="temporal grounding: most tIoU of two shapes' windows in a training clip"
     )
     parser.add_argument("--video-first", action="store_true", help="video tasks: the video before the question")
+    parser.add_argument(
+        "--format", choices=("jsonl", "parquet"), default="jsonl",
+        help="jsonl: media files beside; parquet: OUT/{split}.parquet with the images embedded (videos stay files)",
+    )
     args = parser.parse_args(argv)
     if args.seed < 0 or args.train_start < 0:
         parser.error("--seed and --train-start must be non-negative")
@@ -33,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         spec["train_max_overlap"] = args.train_max_overlap
     if args.video_first:
         spec["question_first"] = False
+    if args.format != "jsonl":
+        spec["format"] = args.format
     write_synthetic(args.out, spec)
     print(f"wrote {args.train} training and {args.heldout} held-out samples to {args.out}")
 

@@ -86,9 +86,10 @@ def plan_sample(point: dict, split: str, index: int, seed: int) -> tuple[dict, n
     return sample, frame
 
 
-def write_plan_split(split: str, out_dir: str | Path, n: int, seed: int = 0) -> Path:
-    """Write `n` planning samples to ``out_dir/{split}.jsonl`` and their frames to ``out_dir/images/``."""
+def write_plan_split(split: str, out_dir: str | Path, n: int, seed: int = 0, format: str = "jsonl") -> Path:
+    """Write `n` planning samples to ``out_dir/{split}.jsonl`` and their frames to ``out_dir/images/``
+    (``format="parquet"``: ``{split}.parquet``, frames embedded)."""
     points = decision_points(split, n, seed)
     return write_samples(
-        out_dir, split, n, lambda index: plan_sample(points[index], split, index, seed), lambda frame, path: Image.fromarray(frame).save(path)
+        out_dir, split, n, lambda index: plan_sample(points[index], split, index, seed), lambda frame, path: Image.fromarray(frame).save(path), format
     )

@@ -223,9 +223,10 @@ def write_video_split(
     question_first: bool = True,
     start: int = 0,
     max_overlap: float | None = None,
+    format: str = "jsonl",
 ) -> Path:
-    """Write samples ``start .. start + n - 1`` to ``out_dir/{split}.jsonl`` and their MP4s to ``out_dir/videos/``."""
+    """Write samples ``start .. start + n - 1`` to ``out_dir/{split}.jsonl`` (or ``.parquet``) and their MP4s to ``out_dir/videos/``."""
     if start < 0:
         raise ValueError(f"the first sample index must be non-negative, got {start}")
     make = lambda i: make_video_sample(task, split, start + i, seed, size, shapes, question_first, max_overlap)  # noqa: E731
-    return write_samples(out_dir, split, n, make, write_mp4)
+    return write_samples(out_dir, split, n, make, write_mp4, format)

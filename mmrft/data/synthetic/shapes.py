@@ -244,11 +244,13 @@ def write_split(
     n: int,
     seed: int = 0,
     image_size: int | tuple[int, int] = 112,
+    format: str = "jsonl",
 ) -> Path:
-    """Write `n` samples to `out_dir/{split}.jsonl` and their PNGs to `out_dir/images/`.
+    """Write `n` samples to `out_dir/{split}.jsonl` and their PNGs to `out_dir/images/`
+    (``format="parquet"``: `out_dir/{split}.parquet`, the PNGs embedded).
 
-    Returns the JSONL path. `seed` must be a non-negative int.
+    Returns the written file's path. `seed` must be a non-negative int.
     """
     return write_samples(
-        out_dir, split, n, lambda index: make_sample(task, split, index, seed, image_size), lambda image, path: image.save(path)
+        out_dir, split, n, lambda index: make_sample(task, split, index, seed, image_size), lambda image, path: image.save(path), format
     )
