@@ -8,8 +8,9 @@ VARIANTS at a constant lr, trained for the same number of steps (700 by default)
 thread per run (tools/demo_seeds.py's runner); the table reports each run's training wall
 time beside its result, so variants that generate more per step (dynamic sampling) pay for it
 there. A step budget keeps the comparison fair on a shared, noisy machine. ``--start-eval`` reuses an existing evaluation of the shared starting checkpoint
-instead of repeating it in every run. Writes runs/algorithms/table.json and prints a
-markdown table of held-out Acc@0.5 and mean IoU (mean and per seed).
+instead of repeating it in every run. Writes runs/algorithms/table.json (per variant and seed:
+steps, minutes, held-out and training-split metrics, mean generation rounds per step and share of
+groups kept) and prints a markdown table of held-out Acc@0.5 and mean IoU (mean and per seed).
 """
 
 import argparse
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_seeds import ROOT, prepare_once, run, training_minutes  # noqa: E402
+from demo_seeds import ROOT, metric_mean, prepare_once, run, split_metrics, training_minutes  # noqa: E402
 
 GRPO = ["algorithm.advantage=grpo", "algorithm.loss_aggregation=token_mean"]
 VARIANTS: dict[str, list[str]] = {  # overrides of the demo config, which itself runs Dr. GRPO
@@ -68,8 +69,15 @@ def main() -> None:
         runs = [results[f"{v}_seed{s}"] for s in args.seeds]
         start = runs[0]["start"]["heldout"]["metrics"]
         finals = [r["final"]["heldout"]["metrics"] for r in runs]
-        minutes = [training_minutes(out_root / f"{v}_seed{s}") for s in args.seeds]
-        table[v] = {"seeds": args.seeds, "steps": [r["steps"] for r in runs], "minutes": minutes, "start": start, "final": finals}
+        dirs = [out_root / f"{v}_seed{s}" for s in args.seeds]
+        minutes = [training_minutes(d) for d in dirs]
+        table[v] = {
+            "seeds": args.seeds, "steps": [r["steps"] for r in runs], "minutes": minutes, "start": start, "final": finals,
+            "train": [split_metrics(r, "train") for r in runs],
+            # generation rounds per step and the share of generated groups trained on (filters, dynamic sampling)
+            "sampling_rounds_mean": [metric_mean(d, "sampling/rounds") for d in dirs],
+            "kept_frac_mean": [metric_mean(d, "filter/kept_frac") for d in dirs],
+        }
         acc = [f["acc@0.5"] for f in finals]
         iou = [f["mean_iou"] for f in finals]
         rows.append(

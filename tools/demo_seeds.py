@@ -7,7 +7,8 @@ Each run is `mmrft train` with its own output directory under runs/seeds/. Runs 
 parallel get one CPU thread each (OMP_NUM_THREADS=1), and so does the SFT baseline, which is
 queued when the first RFT run finishes and trains for that run's wall time, so the
 equal-wall-time comparison is like for like. Prints a markdown table and writes
-runs/seeds/table.json.
+runs/seeds/table.json (per run: steps, training minutes, held-out start and final metrics, and
+the same on the training split).
 """
 
 import argparse
@@ -52,6 +53,18 @@ def training_minutes(run_dir: Path) -> float:
     return json.loads(last)["time/elapsed_s"] / 60
 
 
+def metric_mean(run_dir: Path, key: str) -> float | None:
+    """Mean of ``key`` over a run's logged steps (None where no step logged it)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def split_metrics(summary: dict, split: str) -> dict:
+    """A summary's start and final metrics on one split."""
+    return {"start": summary["start"][split]["metrics"], "final": summary["final"][split]["metrics"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="grounding")
@@ -82,7 +95,10 @@ def main() -> None:
     table = {}
     for name, summary in results.items():
         start, final = summary["start"]["heldout"]["metrics"], summary["final"]["heldout"]["metrics"]
-        table[name] = {"steps": summary["steps"], "start": start, "final": final}
+        table[name] = {
+            "steps": summary["steps"], "minutes": training_minutes(out_root / name), "start": start, "final": final,
+            "train": split_metrics(summary, "train"),
+        }
         cells = [f"{start[k]:.3f} → {final[k]:.3f} ({final[k] - start[k]:+.3f})" for k in (first, second)]
         rows.append(f"| {name} | {summary['steps']} | {cells[0]} | {cells[1]} |")
     (out_root / "table.json").write_text(json.dumps(table, indent=2))

@@ -1,7 +1,7 @@
 """What a prompt-blind answer can score on synthetic temporal grounding: the ceilings a model
 reaches without telling the asked shape from the others.
 
-    python tools/grounding_ceiling.py data/moving_shapes_tg/heldout.jsonl
+    python tools/grounding_ceiling.py ~/.cache/mmrft/data/moving_shapes_tg/heldout.jsonl [--out grounding_ceiling.json]
 
 Each clip lists every shape's window (`meta.shapes`). For each clip the script scores, against
 the asked shape's window:
@@ -11,11 +11,12 @@ the asked shape's window:
   all shapes' windows, when those windows are seen rounded to r seconds. A model that sees
   frames at f fps through a temporal patch of 2 frames resolves r = 2 / f seconds.
 - `bound @ r s`: the asked shape's own window rounded to r seconds (perfect grounding).
-Prints mIoU and R1@0.5 for each.
+Prints mIoU and R1@0.5 for each and writes them to ``--out`` as JSON.
 """
 
 import argparse
 import json
+from pathlib import Path
 
 from mmrft.rewards.temporal import temporal_iou as tiou
 
@@ -30,11 +31,12 @@ def best_hedge(windows) -> tuple[float, float]:
     return max(((a, b) for a in GRID for b in GRID if b > a), key=lambda w: sum(tiou(w, x) for x in windows))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("split", help="a synthetic temporal_grounding JSONL")
     parser.add_argument("--limit", type=int, default=200)
-    args = parser.parse_args()
+    parser.add_argument("--out", default="grounding_ceiling.json")
+    args = parser.parse_args(argv)
     samples = [json.loads(line) for line in open(args.split)][: args.limit]
     rows: dict[str, list[float]] = {}
     for sample in samples:
@@ -46,9 +48,13 @@ def main() -> None:
             answers[f"bound @ {step:g} s"] = [rounded(target, step)]
         for name, candidates in answers.items():
             rows.setdefault(name, []).extend(tiou(c, target) for c in candidates)
+    scores = {
+        name: {"miou": sum(ious) / len(ious), "r1@0.5": sum(i >= 0.5 for i in ious) / len(ious)} for name, ious in rows.items()
+    }
+    Path(args.out).write_text(json.dumps({"split": args.split, "n": len(samples), "answers": scores}, indent=2) + "\n")
     print(f"{args.split} (n={len(samples)})\n\n| answer | mIoU | R1@0.5 |\n|---|---|---|")
-    for name, ious in rows.items():
-        print(f"| {name} | {sum(ious) / len(ious):.3f} | {sum(i >= 0.5 for i in ious) / len(ious):.3f} |")
+    for name, score in scores.items():
+        print(f"| {name} | {score['miou']:.3f} | {score['r1@0.5']:.3f} |")
 
 
 if __name__ == "__main__":

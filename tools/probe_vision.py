@@ -1,16 +1,19 @@
 """Linear probes on a tiny base's vision tower: can its features tell a shape's colour and its shape?
 
-    python tools/probe_vision.py models/tiny-qwen2_5_vl-base models/tiny-qwen2_5_vl-video-base
+    python tools/probe_vision.py models/tiny-qwen2_5_vl-base models/tiny-qwen2_5_vl-video-base [--out probe_vision.json]
 
 Takes the moving-shapes generator's one-shape clips (112 px; its training stream to fit, its
 held-out stream to score), two frames 0.5 s apart from each (one temporal patch at 2 fps, as the
 video demo samples), encodes them with the model's vision tower and merger,
 pools the merged tokens (mean and max, so the probe does not depend on where the shape is), and
 fits a logistic-regression probe per label on 600 clips, scored on 300 others. A probe near
-chance means the language model never receives that property.
+chance means the language model never receives that property. Prints the held-out accuracies
+and writes them to ``--out`` as JSON.
 """
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,16 +72,19 @@ def probe(x_train, y_train, x_test, y_test, classes: int, steps: int = 500) -> f
     return float((linear(x_test).argmax(1).numpy() == y_test).mean())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--train", type=int, default=600)
     parser.add_argument("--test", type=int, default=300)
-    args = parser.parse_args()
+    parser.add_argument("--out", default="probe_vision.json")
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     train_clips, train_labels = clips(args.train, "train")
     test_clips, test_labels = clips(args.test, "heldout")
-    print(f"chance: colour {1 / len(COLOURS):.3f}, shape {1 / len(SHAPES):.3f}")
+    chance = {"colour": 1 / len(COLOURS), "shape": 1 / len(SHAPES)}
+    report = {"train_clips": args.train, "test_clips": args.test, "chance": chance, "models": {}}
+    print(f"chance: colour {chance['colour']:.3f}, shape {chance['shape']:.3f}")
     for path in args.models:
         model, processor = load_model_and_processor(path)
         model.eval()
@@ -87,7 +93,9 @@ def main() -> None:
             label: probe(x_train, train_labels[label], x_test, test_labels[label], n)
             for label, n in (("colour", len(COLOURS)), ("shape", len(SHAPES)))
         }
+        report["models"][path] = {**scores, "features": x_train.shape[1]}
         print(f"{path}: colour {scores['colour']:.3f}, shape {scores['shape']:.3f} (held-out clips, {x_train.shape[1]} features)")
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
