@@ -1,4 +1,7 @@
-"""Every RFT switch through a config: a short GRPO run on the tiny Qwen2.5-VL, checking its effect."""
+"""Every RFT switch through a config: a short GRPO run on the tiny Qwen2.5-VL that trains.
+
+Whether the trainer obeys each switch (advantages and losses only that switch produces) is
+checked in tests/core/test_switch_effects.py."""
 
 from __future__ import annotations
 
