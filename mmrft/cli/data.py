@@ -102,8 +102,7 @@ def inspect(args: argparse.Namespace, dataset) -> int:
             examples.setdefault(reason, str(err))
             continue
         if shown < args.samples:
-            print(f"\nsample {i}:")
-            print(json.dumps(_abbreviated(sample), indent=2, ensure_ascii=False))
+            print(f"\nsample {i}:\n{show_sample(sample)}")
             shown += 1
     ok = checked - sum(failures.values())
     print(f"\nvalidation: {ok} of {checked} rows checked are valid" + (f" ({n} rows in all)" if checked < n else ""))
@@ -143,6 +142,23 @@ def convert(args: argparse.Namespace, dataset) -> int:
     return 0
 
 
+def show_sample(sample: dict, width: int = 160) -> str:
+    """A few lines: id and task, each message with its media abbreviated, then the other keys as JSON."""
+    lines = [f"  id: {sample.get('id')}   task: {sample.get('task')}"]
+    for message in sample.get("messages") or []:
+        content = message.get("content")
+        parts = [content] if isinstance(content, str) else [
+            item.get("text", "") if item.get("type") == "text" else f"<{item.get('type')}: {_abbreviated(item.get(item.get('type')))}>"
+            for item in content
+        ]
+        lines.append(f"  {message.get('role')}: {' '.join(parts)}")
+    for key, value in sample.items():
+        if key not in ("id", "task", "messages"):
+            text = json.dumps(_abbreviated(value), ensure_ascii=False)
+            lines.append(f"  {key}: {text if len(text) <= width else text[: width - 3] + '...'}")
+    return "\n".join(lines)
+
+
 _DATA_URI = re.compile(r"^data:([^;,]*)[^,]*,(.*)$", re.S)
 
 
@@ -154,6 +170,7 @@ def _abbreviated(value: Any) -> Any:
         return [_abbreviated(v) for v in value]
     if isinstance(value, str) and value.startswith("data:"):
         match = _DATA_URI.match(value)
-        size = len(match.group(2)) * 3 // 4 if match else len(value)
-        return f"<embedded image, {size} bytes>"
+        payload = match.group(2) if match else value
+        size = len(payload) * 3 // 4 - payload[-2:].count("=")  # base64: 3 bytes per 4 characters, less the padding
+        return f"embedded, {size} bytes"
     return value

@@ -55,6 +55,7 @@ def _write_parquet(out_dir: Path, split: str, n: int, make, save) -> Path:
     from mmrft.data.export import ParquetSink, parquet_row
 
     sink = ParquetSink(out_dir / f"{split}.parquet")
+    emptied = set()
     for index in range(n):
         sample, media = make(index)
         item, target = _save_media(sample, media, out_dir, save)
@@ -62,7 +63,11 @@ def _write_parquet(out_dir: Path, split: str, n: int, make, save) -> Path:
             item["image"] = str(target)
             row = parquet_row(sample)
             target.unlink()
+            emptied.add(target.parent)
         else:
             row = parquet_row(sample)
         sink.add(row)
+    for folder in emptied:
+        if not any(folder.iterdir()):
+            folder.rmdir()
     return sink.close()
