@@ -90,7 +90,7 @@ def inspect(args: argparse.Namespace, dataset) -> int:
             print(f"passed through: {', '.join(mapping.passthrough)}")
     checked = n if args.limit is None else min(args.limit, n)
     failures: Counter[str] = Counter()
-    examples: dict[str, str] = {}
+    examples: dict[str, str] = {}  # reason -> the first failing row and the rest of its message
     shown = 0
     for i in range(checked):
         try:
@@ -99,7 +99,8 @@ def inspect(args: argparse.Namespace, dataset) -> int:
         except SampleError as err:
             reason = err.reason.split(":")[0]
             failures[reason] += 1
-            examples.setdefault(reason, str(err))
+            detail = err.reason[len(reason):].lstrip(": ")
+            examples.setdefault(reason, err.sample_id + (f": {detail}" if detail else ""))
             continue
         if shown < args.samples:
             print(f"\nsample {i}:\n{show_sample(sample)}")
@@ -107,7 +108,7 @@ def inspect(args: argparse.Namespace, dataset) -> int:
     ok = checked - sum(failures.values())
     print(f"\nvalidation: {ok} of {checked} rows checked are valid" + (f" ({n} rows in all)" if checked < n else ""))
     for reason, count in failures.most_common():
-        print(f"  {count} x {reason}  (e.g. {examples[reason]})")
+        print(f"  {count} x {reason}  (first: {examples[reason]})")
     return 0
 
 

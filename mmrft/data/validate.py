@@ -253,4 +253,4 @@ def _decoded_size(path: str, fail: Callable[[str], SampleError]) -> tuple[int, i
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         # PIL reports corrupt data as OSError (truncated, unidentified), SyntaxError (bad PNG
         # chunks) or ValueError, depending on where decoding breaks.
-        raise fail(f"corrupt image: {name} ({e})") from None
+        raise fail(f"corrupt image: {name} ({str(e).split(' <_io.')[0]})") from None  # no BytesIO repr

@@ -37,8 +37,8 @@ def test_inspect_shows_columns_preset_samples_and_failures(easyr1_parquet, capsy
     assert f"  user: <image: embedded, {len(open(samples[0]['messages'][0]['content'][0]['image'], 'rb').read())} bytes> {text}" in out
     assert f"  solution: {samples[0]['solution']}" in out
     assert "validation: 14 of 16 rows checked are valid" in out
-    assert "  1 x corrupt image  (e.g. sample train:4: corrupt image: embedded image" in out
-    assert "  1 x grounding solution needs x1 < x2 and y1 < y2, got [9, 9, 2, 2]" in out
+    assert "  1 x corrupt image  (first: train:4: embedded image (cannot identify image file))" in out
+    assert "  1 x grounding solution needs x1 < x2 and y1 < y2, got [9, 9, 2, 2]  (first: train:6)" in out
 
 
 def test_inspect_unknown_layout_is_one_error_without_traceback(tmp_path, capsys):
