@@ -27,18 +27,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     for command in (inspect, convert):
         command.add_argument("source", help="JSONL / parquet / arrow / JSON file or folder, a save_to_disk folder, or hf:org/name:split")
-        command.add_argument("--preset", help="column layout: trl, easyr1, vlm_r1, mmrft (default: the one the columns fit)")
-        command.add_argument("--task", help="task of rows without a task column (grounding, vqa, counting, ...)")
-        command.add_argument(
-            "--column", action="append", default=[], metavar="ROLE=NAME",
-            help="take ROLE (prompt, problem, conversations, messages, images, videos, solution, id, task) from column NAME (repeatable)",
-        )
+        add_column_flags(command)
         command.add_argument("--limit", type=int, help="read only the first N rows")
     inspect.add_argument("--samples", type=int, default=SHOWN_SAMPLES, help="converted samples shown")
     convert.add_argument("--out", required=True, help="output directory")
     convert.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="jsonl + media files, or parquet with images embedded")
     convert.add_argument("--split", default="train", help="output file name: OUT/SPLIT.jsonl or OUT/SPLIT.parquet")
     return parser
+
+
+def add_column_flags(parser: argparse.ArgumentParser) -> None:
+    """--preset, --task, --column: ``data.columns`` on the command line (read by :func:`columns_spec`)."""
+    parser.add_argument("--preset", help="column layout: trl, easyr1, vlm_r1, mmrft (default: the one the columns fit)")
+    parser.add_argument("--task", help="task of rows without a task column (grounding, vqa, counting, ...)")
+    parser.add_argument(
+        "--column", action="append", default=[], metavar="ROLE=NAME",
+        help="take ROLE (prompt, problem, conversations, messages, images, videos, solution, id, task) from column NAME (repeatable)",
+    )
 
 
 def columns_spec(args: argparse.Namespace) -> dict | None:

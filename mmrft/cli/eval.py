@@ -7,19 +7,21 @@ import argparse
 import json
 from pathlib import Path
 
+from mmrft.cli.data import add_column_flags, columns_spec
 from mmrft.config import ModelConfig, VideoConfig
 from mmrft.eval.report import comparison_table
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("eval", help="evaluate one or more models on a JSONL split")
+    parser = subparsers.add_parser("eval", help="evaluate one or more models on a data split (JSONL, parquet, hf:...)")
     parser.add_argument("--model", required=True, nargs="+", help="model directories, hub ids or tiny:<arch> (several: one subdirectory each)")
     parser.add_argument(
         "--data", required=True, nargs="+",
-        help="JSONL split to evaluate; or, with a registered --benchmark, its files as key=path "
+        help="split to evaluate (JSONL, parquet, arrow, a folder or hf:org/name:split); or, with a registered --benchmark, its files as key=path "
         "(e.g. refcoco: refs=refs.json instances=instances.json images=DIR split=val)",
     )
     parser.add_argument("--output-dir", required=True, help="where eval.json and samples.jsonl are written")
+    add_column_flags(parser)  # how a dataset's rows become samples (as data.columns)
     parser.add_argument(
         "--benchmark",
         help="a registered benchmark (refcoco, screenspot, screenspot_pro, vqav2, ...) whose published files --data names; "
@@ -113,7 +115,12 @@ def load_data(args: argparse.Namespace):
             return list(BENCHMARKS.get(args.benchmark)(**files))
         except TypeError as err:
             raise KeyError(f"--data for {args.benchmark}: {err}") from None
-    return open_dataset(args.data[0])
+    from mmrft.data.columns import LayoutError
+
+    try:
+        return open_dataset(args.data[0], columns_spec(args))
+    except LayoutError as err:
+        raise KeyError(f"--data: {err}") from None
 
 
 def run_driving(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import datasets
 import numpy as np
 import pytest
@@ -71,3 +73,20 @@ def test_convert_writes_the_valid_rows(easyr1_parquet, tmp_path, capsys, fmt):
     else:
         assert converted.columns.preset == "mmrft"
     assert np.array_equal(np.asarray(fetch_image(image)), np.asarray(fetch_image(samples[kept[3]]["messages"][0]["content"][0])))
+
+
+def test_eval_scores_a_parquet_split_as_its_jsonl(easyr1_parquet, grounding_data, tiny_model_dir, tmp_path, capsys):
+    path, _ = easyr1_parquet
+    model = str(tiny_model_dir("qwen2_5_vl"))
+    common = ["--model", model, "--limit", "6", "--max-new-tokens", "8"]
+    assert main(["eval", *common, "--data", str(grounding_data.train), "--output-dir", str(tmp_path / "jsonl")]) == 0
+    assert main(["eval", *common, "--data", str(path), "--task", "grounding", "--output-dir", str(tmp_path / "parquet")]) == 0
+    a = json.loads((tmp_path / "jsonl" / "eval.json").read_text())
+    b = json.loads((tmp_path / "parquet" / "eval.json").read_text())
+    assert a["n"] == b["n"] == 6
+    assert b["failures"]["bad_sample"] == 1  # row 4's corrupt image; the others decode as the JSONL's
+    rows_a = [json.loads(line) for line in (tmp_path / "jsonl" / "samples.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (tmp_path / "parquet" / "samples.jsonl").read_text().splitlines()]
+    for i in (0, 1, 2, 3, 5):
+        assert rows_b[i]["prediction"] == rows_a[i]["prediction"] and rows_b[i]["score"] == rows_a[i]["score"]
+    assert rows_b[4]["failure"] == "bad_sample"
