@@ -94,6 +94,7 @@ def test_every_local_source_kind_reads_the_same_rows(tmp_path, reference):
         "arrow": str(arrow),
         "folder": str(tmp_path / "hub"),
         "hf": f"hf:{tmp_path / 'hub'}:train",  # datasets.load_dataset's hub code path, on a local folder
+        "hf-default-split": f"hf:{tmp_path / 'hub'}",
     }
     want = [reference[i]["solution"] for i in (0, 9, 15)]
     for name, source in sources.items():
@@ -212,3 +213,18 @@ def test_images_as_pil_bytes_and_paths(tmp_path, reference):
 )
 def test_coerce_solution(task, given, expected):
     assert coerce_solution(task, given) == expected
+
+
+def test_synthetic_parquet_from_a_config(tmp_path):
+    from mmrft.config import TrainConfig, from_dict
+    from mmrft.training.trainer import prepare_data
+
+    spec = {"task": "classification", "train": 12, "heldout": 4, "seed": 1, "format": "parquet"}
+    data = {"train": str(tmp_path / "d" / "train.parquet"), "heldout": str(tmp_path / "d" / "heldout.parquet"), "synthetic": spec}
+    config = from_dict(TrainConfig, {"data": data, "rewards": [{"name": "classification"}]})
+    prepare_data(config)
+    prepare_data(config)  # the recorded spec (format included) matches: no regeneration, no error
+    train, heldout = open_config_data(config.data)
+    assert (len(train), len(heldout)) == (12, 4) and train.columns.preset == "mmrft"
+    check_sample(train[11])
+    assert json.loads((tmp_path / "d" / "synthetic.json").read_text())["format"] == "parquet"
