@@ -5,7 +5,9 @@ runs the demo config for one step in a fresh process and reports the wall time f
 start to the end of the first optimizer step, and the process's peak RSS. Reading a parquet
 source costs its footer and the row groups a batch touches, so both should stay flat.
 
-    python tools/bench_data_scaling.py --sizes 1000 100000 --data-dir /tmp/mmrft-scaling
+    OMP_NUM_THREADS=1 python tools/bench_data_scaling.py --sizes 1000 100000 --data-dir /tmp/mmrft-scaling [--out bench_data_scaling.json]
+
+The report (medians per size, their difference, and every run) is printed and written to --out.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100000])
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "mmrft-scaling"), help="generated splits are kept here")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per size, alternating sizes; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per size, alternating sizes; the median is reported")
+    parser.add_argument("--out", default="bench_data_scaling.json", help="where the report is written as JSON")
     args = parser.parse_args()
     data_dir = Path(args.data_dir)
     paths = {n: generate(data_dir, n) for n in args.sizes}
@@ -88,6 +91,7 @@ def main() -> None:
         "first_step_s": round(report[large]["first_step_s"] - report[small]["first_step_s"], 2),
         "peak_rss_mb": round(report[large]["peak_rss_mb"] - report[small]["peak_rss_mb"], 1),
     }
+    Path(args.out).write_text(json.dumps({**report, "runs": runs}, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
