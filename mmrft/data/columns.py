@@ -137,6 +137,9 @@ class ColumnMap:
         if preset_name not in PRESETS:
             raise LayoutError(f"data.columns.preset: unknown preset {preset_name!r}; known: {', '.join(PRESETS)}")
         preset = PRESETS[preset_name]
+        foreign = sorted(set(spec) - set(preset.roles))
+        if foreign:
+            raise LayoutError(f"data.columns.{foreign[0]}: preset {preset_name} has no such role; its roles: {', '.join(preset.roles)}")
         chosen = {}
         for role, candidates in preset.roles.items():
             names = (spec[role],) if role in spec else candidates
@@ -202,8 +205,8 @@ class ColumnMap:
         return messages
 
     def _answer_turn(self, row: dict) -> Any:
-        """VLM-R1: the first gpt turn is the answer."""
-        turns = row.get(self.columns.get("conversations", ""), None) or []
+        """VLM-R1 rows without a solution column: the first gpt turn is the answer."""
+        turns = row[self.columns["conversations"]] if "conversations" in self.columns else []
         answers = [t["value"] for t in turns if t.get("from") in ("gpt", "assistant")]
         if not answers:
             raise ValueError("no gpt turn (the answer) in conversations")

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from mmrft.data.jsonl import map_media_paths
 from mmrft.data.validate import decode_data_uri
 
 ROW_GROUP_SIZE = 100
-FORMATS = ("jsonl", "parquet")
 
 
 def _image_bytes(value: str) -> bytes:
@@ -159,17 +158,4 @@ def _image_suffix(data: bytes) -> str:
         return ".bin"
 
 
-def iter_samples(dataset, limit: int | None = None, errors: list | None = None) -> Iterator[dict]:
-    """The samples of ``dataset`` in order; rows that fail to convert are left out (and appended to ``errors``)."""
-    from mmrft.data.errors import SampleError
-
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    for i in range(n):
-        try:
-            yield dataset[i]
-        except SampleError as err:
-            if errors is not None:
-                errors.append(err)
-
-
-__all__ = ["FORMATS", "ParquetSink", "parquet_row", "write_jsonl", "write_parquet"]
+__all__ = ["ParquetSink", "parquet_row", "write_jsonl", "write_parquet"]

@@ -144,6 +144,10 @@ def test_unknown_layout_is_one_error_naming_columns_and_presets(tmp_path):
         open_config_data(DataConfig(train=str(path)))
     with pytest.raises(LayoutError, match="unknown key 'image'; valid: preset, task, messages"):
         open_dataset(path, {"image": "img"})
+    with pytest.raises(LayoutError, match="data.columns.problem: preset trl has no such role; its roles: prompt, images"):
+        open_dataset(path, {"preset": "trl", "problem": "question"})
+    with pytest.raises(LayoutError, match="data.columns.solution: no column 'answer'; columns found: question, img, bbox"):
+        open_dataset(path, {"preset": "trl", "prompt": "question", "solution": "answer"})
 
 
 def test_bad_rows_are_skipped_and_counted(tmp_path, reference):
