@@ -232,3 +232,33 @@ def test_synthetic_parquet_from_a_config(tmp_path):
     assert (len(train), len(heldout)) == (12, 4) and train.columns.preset == "mmrft"
     check_sample(train[11])
     assert json.loads((tmp_path / "d" / "synthetic.json").read_text())["format"] == "parquet"
+
+
+def test_trl_conversational_prompts_and_easyr1_videos(tmp_path, reference):
+    image = open(reference[1]["messages"][0]["content"][0]["image"], "rb").read()
+    text = reference[1]["messages"][0]["content"][1]["text"]
+    conversational = [{"role": "user", "content": [{"type": "text", "text": "Look: "}, {"type": "image"}, {"type": "text", "text": text}]}]
+    path = tmp_path / "conv.parquet"
+    datasets.Dataset.from_dict(
+        {"prompt": [conversational], "images": [[{"bytes": image, "path": None}]], "solution": [reference[1]["solution"]]},
+        features=datasets.Features({
+            "prompt": datasets.List({"role": datasets.Value("string"), "content": datasets.List({"type": datasets.Value("string"), "text": datasets.Value("string")})}),
+            "images": datasets.List(datasets.Image()),
+            "solution": datasets.List(datasets.Value("int64")),
+        }),
+    ).to_parquet(str(path))
+    sample = open_dataset(path, PRESET_TASK)[0]
+    check_sample(sample)
+    assert _text(sample) == [("text", "Look: "), ("image", None), ("text", text)]  # the image where its placeholder was
+    assert np.array_equal(_pixels(sample), _pixels(reference[1])) and sample["solution"] == reference[1]["solution"]
+
+    rows = tmp_path / "video.jsonl"
+    rows.write_text(json.dumps({"problem": "<video>When is the red circle visible?", "answer": "[1.5, 3.0]", "videos": ["clips/a.mp4"]}) + "\n")
+    sample = open_dataset(rows, {"task": "temporal_grounding"})[0]
+    assert sample["messages"][0]["content"] == [
+        {"type": "video", "video": str(tmp_path / "clips" / "a.mp4")},
+        {"type": "text", "text": "When is the red circle visible?"},
+    ]
+    assert sample["solution"] == [1.5, 3.0]
+    with pytest.raises(SampleError, match="video not found"):
+        check_sample(sample)  # a missing video is a bad sample, skipped in training
