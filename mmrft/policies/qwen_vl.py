@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from mmrft.policies.inputs import PromptBatch, build_prompt_batch, encode_visuals, gather_for_rows
+from mmrft.policies.logprobs import head_logprobs, head_override, restrict
 
 # Tokens a young model may sample that would break the next forward (image features vs tokens)
 # or start a new turn.
@@ -65,15 +65,6 @@ def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     drop = cumulative - sorted_logits.softmax(-1) > top_p  # keep the token that crosses p
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
-
-
-def restrict(logits: torch.Tensor, allowed_ids: torch.Tensor | None) -> torch.Tensor:
-    """Logits with every token outside ``allowed_ids`` at -inf (unchanged when None)."""
-    if allowed_ids is None:
-        return logits
-    mask = torch.full((logits.shape[-1],), float("-inf"), device=logits.device)
-    mask[allowed_ids] = 0.0
-    return logits + mask
 
 
 class QwenVLPolicy:
@@ -234,6 +225,7 @@ class QwenVLPolicy:
         temperature: float = 1.0,
         model=None,
         allowed_ids: torch.Tensor | None = None,
+        entropy_grad: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token log-probs and entropies of completions, from a training forward.
 
@@ -242,18 +234,23 @@ class QwenVLPolicy:
         policy's own, through :attr:`training_forward` when a trainer wrapped it for several
         processes (pass a frozen reference model to score under it).
         """
-        args = (batch, prompt_index, completion_ids, completion_mask, temperature, allowed_ids)
+        args = (batch, prompt_index, completion_ids, completion_mask, temperature, allowed_ids, entropy_grad)
         if model is None and self.training_forward is not None:
             return self.training_forward(*args)
         return self.logprobs_under(model or self.model, *args)
 
-    def logprobs_under(self, model, batch, prompt_index, completion_ids, completion_mask, temperature, allowed_ids):
+    def logprobs_under(
+        self, model, batch, prompt_index, completion_ids, completion_mask, temperature, allowed_ids, entropy_grad=False
+    ):
         """:meth:`token_logprobs` under ``model``.
 
-        Where prompts have several completions (GRPO's groups), each prompt runs once and its KV
-        cache, still in the autograd graph, is shared by its completions, which then run alone:
-        N x (prompt + T) tokens become P x prompt + N x T. Gradient checkpointing (no cache in
-        training) and one completion per prompt take the plain path: prompt and completion together.
+        The output head runs only at the completion tokens, in bounded chunks
+        (:func:`mmrft.policies.logprobs.head_logprobs`): no (rows, positions, vocabulary) tensor is
+        built. Where prompts have several completions (GRPO's groups), each prompt runs once and
+        its KV cache, still in the autograd graph, is shared by its completions, which then run
+        alone: N x (prompt + T) tokens become P x prompt + N x T. Gradient checkpointing (no cache
+        in training) and one completion per prompt take the plain path: prompt and completion
+        together. ``entropy_grad`` keeps the entropies in the autograd graph.
         """
         # Inputs go to the model's device; log-probs and entropies come back to the CPU (where
         # rollouts, rewards and advantages live), still in the autograd graph.
@@ -262,43 +259,59 @@ class QwenVLPolicy:
         completion_mask = completion_mask.to(device, batch.attention_mask.dtype)
         steps = torch.arange(completion_ids.shape[1], device=device)
         completion_pos = (batch.next_position[prompt_index].view(1, -1, 1) + steps).expand(3, -1, -1)
+        head = model.get_output_embeddings()
+        vocab = getattr(head, "out_features", None)
+
+        def score(forward, hidden, targets):
+            return torch.stack(head_logprobs(forward, hidden, targets, temperature, allowed_ids, entropy_grad, vocab), 1)
+
         shared = len(prompt_index) > len(set(prompt_index.tolist())) and not getattr(model, "is_activation_checkpointing", False)
-        logits = (self._shared_prefix_logits if shared else self._full_logits)(
-            model, batch, prompt_index, completion_ids, completion_mask, completion_pos
+        parts = (self._shared_prefix_scores if shared else self._full_scores)(
+            model, head, score, batch, prompt_index, completion_ids, completion_mask, completion_pos
         )
-        logits = restrict(logits.float() / (temperature if temperature > 0 else 1.0), allowed_ids)
-        logp_all = F.log_softmax(logits, dim=-1)
-        logprobs = logp_all.gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
-        entropy = -(logp_all.exp() * logp_all.masked_fill(logp_all.isinf(), 0.0)).sum(-1)
-        return (logprobs * completion_mask).cpu(), (entropy * completion_mask).cpu()
+        out = torch.zeros(*completion_ids.shape, 2, device=device)
+        for (rows, cols), values in parts:
+            out = out.index_put((rows, cols), values)
+        entropy = out[..., 1] if entropy_grad else out[..., 1].detach()
+        return out[..., 0].cpu(), entropy.cpu()
 
-    def _full_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
-        """(N, T, V) logits predicting each completion token: one forward over prompt + completion rows."""
-        out = self._forward(
-            model,
-            input_ids=torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1),
-            attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
-            position_ids=torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2),
-            mm_encoder_outputs=self._encode(batch, prompt_index.tolist(), model),
-            use_cache=False,
-            logits_to_keep=completion_ids.shape[1] + 1,
-        )
-        return out.logits[:, :-1]
+    def _full_scores(self, model, head, score, batch, prompt_index, completion_ids, completion_mask, completion_pos):
+        """[((rows, cols), (M, 2) log-probs and entropies)] of the completion tokens, from one
+        forward over prompt + completion rows."""
+        rows, cols = completion_mask.nonzero(as_tuple=True)
+        with head_override(head, lambda forward, hidden: score(forward, hidden[rows, cols], completion_ids[rows, cols])):
+            out = self._forward(
+                model,
+                input_ids=torch.cat([batch.input_ids[prompt_index], completion_ids], dim=1),
+                attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
+                position_ids=torch.cat([batch.position_ids[:, prompt_index], completion_pos], dim=2),
+                mm_encoder_outputs=self._encode(batch, prompt_index.tolist(), model),
+                use_cache=False,
+                logits_to_keep=completion_ids.shape[1] + 1,  # hidden[:, t] predicts completion token t
+            )
+        return [((rows, cols), out.logits)]
 
-    def _shared_prefix_logits(self, model, batch, prompt_index, completion_ids, completion_mask, completion_pos):
-        """(N, T, V) logits as :meth:`_full_logits`, from one prompt forward shared through its cache."""
-        prefill = self._prefill(model, batch)
+    def _shared_prefix_scores(self, model, head, score, batch, prompt_index, completion_ids, completion_mask, completion_pos):
+        """As :meth:`_full_scores`, from one prompt forward shared through its cache: each
+        completion's first token is scored at its prompt's last position, the others at the
+        completion's own positions."""
+        first = completion_mask[:, 0].nonzero().squeeze(1)
+        rows, cols = completion_mask[:, 1:].nonzero(as_tuple=True)
+        prompt_rows = prompt_index[first]
+        with head_override(head, lambda forward, hidden: score(forward, hidden[prompt_rows, -1], completion_ids[first, 0])):
+            prefill = self._prefill(model, batch)
         cache = prefill.cache
         cache.reorder_cache(prompt_index)  # row i continues prompt prompt_index[i] (differentiable index_select)
-        out = self._forward(
-            model,
-            input_ids=completion_ids,
-            attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
-            position_ids=completion_pos,
-            cache=cache,
-            use_cache=True,
-        )
-        return torch.cat([prefill.logits[prompt_index, -1:], out.logits[:, :-1]], dim=1)
+        with head_override(head, lambda forward, hidden: score(forward, hidden[rows, cols], completion_ids[rows, cols + 1])):
+            out = self._forward(
+                model,
+                input_ids=completion_ids,
+                attention_mask=torch.cat([batch.attention_mask[prompt_index], completion_mask], dim=1),
+                position_ids=completion_pos,
+                cache=cache,
+                use_cache=True,
+            )
+        return [((first, torch.zeros_like(first)), prefill.logits), ((rows, cols + 1), out.logits)]
 
 
 class TrainingForward(torch.nn.Module):
