@@ -5,6 +5,12 @@ safetensors), the processor, and ``trainer_state.pt`` (optimizer, scheduler, RNG
 position; loaded with ``weights_only=True``). It is written under a ``.partial`` name and renamed
 when complete, so a checkpoint is either whole or absent; ``complete.json`` marks it valid and
 records the SHA-256 of every file, which :func:`verify_checkpoint` checks before a resume.
+
+The model card ``README.md`` is the one file outside that scheme: it is written with the rest
+(so it is there when the checkpoint appears), but it describes the weights rather than being
+part of them, and it is rewritten (atomically, by :func:`write_model_card`) once the final
+held-out evaluation exists. It is therefore not hashed, and a missing or edited card never
+makes a checkpoint corrupt.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 MARKER = "complete.json"
+CARD = "README.md"  # the model card: in the checkpoint, outside the hashes (see above)
 ADAPTER_DIR = "adapter"
 ENGINE_DIR = "deepspeed"  # DeepSpeed's own per-process state (weights, optimizer partitions)
 log = logging.getLogger(__name__)
@@ -58,7 +65,7 @@ def start_checkpoint(root: Path, step: int) -> Path:
 
 def save_checkpoint(
     root: Path, step: int, model, processor, state: dict, keep_last: int, peft=None, state_dict: dict | None = None,
-    started: bool = False,
+    started: bool = False, card: str | None = None,
 ) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically and delete all but the last ``keep_last``.
 
@@ -66,7 +73,8 @@ def save_checkpoint(
     loadable like any other, and the adapters in ``adapter/``. ``state_dict``: the weights to
     write instead of the model's own (a sharded model's, gathered whole). ``started``: the
     partial directory was made by :func:`start_checkpoint` and holds files to keep (DeepSpeed's
-    per-process state); they are covered by the completion marker like the rest.
+    per-process state); they are covered by the completion marker like the rest. ``card``: the
+    text of the model card, written as README.md (not hashed).
     """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
@@ -82,8 +90,10 @@ def save_checkpoint(
     if processor is not None:
         processor.save_pretrained(tmp)
     torch.save(state, tmp / "trainer_state.pt")
-    files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-    for name in files:  # contents on disk before the marker that vouches for them
+    if card is not None:
+        write_model_card(tmp, card)
+    files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file() and p != tmp / CARD}
+    for name in [*files, *([CARD] if card is not None else [])]:  # contents on disk before the marker that vouches for them
         with open(tmp / name, "rb") as f:
             os.fsync(f.fileno())
     (tmp / MARKER).write_text(json.dumps({"step": step, "files": files}))
@@ -93,6 +103,15 @@ def save_checkpoint(
     for old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
         _discard(old)
     return final
+
+
+def write_model_card(checkpoint: Path, text: str) -> Path:
+    """Write (or replace) ``checkpoint``'s model card atomically: a reader sees the old card or the new one."""
+    path = checkpoint / CARD
+    tmp = path.with_name(f".{CARD}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def _plain_architecture_name(config_path: Path, model) -> None:

@@ -94,19 +94,10 @@ class RunDir:
                 sink.log_rollouts(int(rows[0]["step"]), rows)
 
     def model_card(self, step: int, eval_tag: str | None = None) -> str:
-        """The model card (README.md text) of checkpoint ``step``, from this directory's config,
-        metrics and evaluations: the held-out eval under ``eval/<eval_tag>/`` (default: the one
-        run at that step, if any) beside the starting model's."""
-        from mmrft.training.model_card import render_model_card
+        """The model card (README.md text) of checkpoint ``step`` (see :func:`mmrft.training.model_card.run_model_card`)."""
+        from mmrft.training.model_card import run_model_card
 
-        return render_model_card(
-            self.config,
-            step,
-            metrics=self.metrics_at(step),
-            heldout=self._heldout_eval(eval_tag or f"step-{step:06d}"),
-            start=self._heldout_eval("start"),
-            model_name=self.root.resolve().name,
-        )
+        return run_model_card(self.root, step, eval_tag, self.config)
 
     def update_model_card(self, checkpoint: Path, step: int, eval_tag: str) -> None:
         """Rewrite ``checkpoint``'s card once the held-out eval ``eval_tag`` of its weights exists
@@ -115,19 +106,6 @@ class RunDir:
             from mmrft.training.checkpoint import write_model_card
 
             write_model_card(checkpoint, self.model_card(step, eval_tag))
-
-    def metrics_at(self, step: int) -> dict | None:
-        """The metrics.jsonl row of ``step``, or the last one before it (``log_every`` > 1)."""
-        found = None
-        if (self.root / "metrics.jsonl").is_file():
-            for line in (self.root / "metrics.jsonl").read_text().splitlines():
-                if (s := _step_of(line)) is not None and s <= step:
-                    found = json.loads(line)
-        return found
-
-    def _heldout_eval(self, tag: str) -> dict | None:
-        path = self.root / "eval" / tag / "heldout" / "eval.json"
-        return json.loads(path.read_text()) if path.is_file() else None
 
     def write_jsonl(self, name: str, rows: list[dict]) -> Path:
         """Write ``rows`` to ``name`` under the run directory atomically, one JSON object a line."""
@@ -163,11 +141,11 @@ def _step_of(line: str) -> int | None:
 
 
 def _without_pixels(row: dict) -> dict:
-    """``row`` with its ``image`` as a path string, or without it when it is pixels or bytes."""
+    """``row`` with its ``image`` as a path string, or without it when it is pixels, bytes or a data URI."""
     if "image" not in row:
         return row
     image = row["image"]
     path = image.get("path") if isinstance(image, dict) else image
-    if isinstance(path, str):
+    if isinstance(path, str) and not path.startswith("data:"):
         return {key: path if key == "image" else value for key, value in row.items()}
     return {key: value for key, value in row.items() if key != "image"}

@@ -40,7 +40,8 @@ def scalars(metrics: dict) -> dict[str, float]:
 
 
 def prompt_image(sample: dict):
-    """The first image of a sample's messages: a path, a PIL image or ``{"bytes": ...}``; None without one."""
+    """The first image of a sample's messages: a path, a ``data:image`` URI, a PIL image or
+    ``{"bytes": ...}``; None without one."""
     for message in sample.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) else None
         for item in content if isinstance(content, list) else []:
@@ -58,12 +59,16 @@ def load_image(image):
             return image.convert("RGB")
         if isinstance(image, dict) and image.get("bytes"):
             return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
+        if isinstance(image, str) and image.startswith("data:image"):
+            from mmrft.data.validate import decode_data_uri
+
+            return Image.open(io.BytesIO(decode_data_uri(image))).convert("RGB")
         if isinstance(image, dict) and image.get("path"):
             image = image["path"]
         if isinstance(image, (str, os.PathLike)) and os.path.isfile(image):
             with Image.open(image) as opened:
                 return opened.convert("RGB")
-    except OSError:
+    except (OSError, ValueError):  # unreadable or not an image: the table shows no picture
         return None
     return None
 
