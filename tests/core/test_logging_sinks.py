@@ -172,3 +172,28 @@ def test_tensorboard_after_a_resume_shows_the_redone_steps_once(tmp_path, make_t
     assert [step for step, _ in loss] == [row["step"] for row in metrics] == [1, 2, 3, 4]
     assert [value for _, value in loss] == pytest.approx([row["loss"] for row in metrics], rel=1e-6)
     assert loss[1][1] == pytest.approx(first[2], rel=1e-6)  # steps before the checkpoint: the first launch's
+
+
+def test_rollout_images_as_paths_data_uris_bytes_or_pixels(tmp_path, grounding_data):
+    """Prompt images reach the table however the dataset holds them; rollouts.jsonl keeps paths only."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mmrft.config import TrainConfig
+    from mmrft.data.columns import data_uri
+    from mmrft.training.run_dir import RunDir
+
+    path = json.loads(grounding_data.train.read_text().splitlines()[0])["messages"][0]["content"][0]["image"]
+    path = str(grounding_data.train.parent / path)
+    png = open(path, "rb").read()
+    images = [path, data_uri(png), {"bytes": png, "path": None}, Image.open(path), "missing.png"]
+    run = RunDir(tmp_path / "run", TrainConfig(), report_to=["tensorboard"])
+    rows = [{"step": 5, "prompt_id": f"p{k}", "image": image, "completion": "c", "reward": 1.0, "advantage": 0.0} for k, image in enumerate(images)]
+    run.log_rollouts(rows)
+    run.close()
+    logged = read_jsonl(tmp_path / "run" / "rollouts.jsonl")
+    assert [row.get("image") for row in logged] == [path, None, None, None, "missing.png"]
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == [f"rollouts/prompt_{k}" for k in range(4)]  # the missing file has none
+    for k in range(4):
+        assert np.array_equal(pixels(events.Images(f"rollouts/prompt_{k}")[0].encoded_image_string), pixels(path))
