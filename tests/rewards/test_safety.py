@@ -1,10 +1,12 @@
 """`call_reward` contains failing rewards: raising, hanging, wrong length, non-numbers; and `call_components`."""
 
+import multiprocessing
+import threading
 import time
 
 import pytest
 
-from mmrft.rewards import RewardError, call_components, call_reward, get_reward, reward_spec
+from mmrft.rewards import RewardError, call_components, call_reward, get_reward, reward_spec, safety
 
 COMPLETIONS = ["<answer>cat</answer>", "<answer>dog</answer>", "<answer>owl</answer>"]
 
@@ -117,3 +119,54 @@ def test_components_failures_are_dropped():
     assert call_components(lambda c, **_: 1 / 0, COMPLETIONS, {}) == {}
     out = call_components(lambda c, **_: {"ok": [1, float("nan"), None], "short": [1.0]}, COMPLETIONS, {})
     assert out == {"ok": [1.0, None, None]}
+
+
+FOREVER = """
+import time
+
+def forever(completions, **columns):
+    while True:
+        time.sleep(3600)
+
+def three_seconds(completions, **columns):
+    time.sleep(3)
+    return [1.0] * len(completions)
+"""
+
+
+@pytest.fixture
+def hanging_plugin(tmp_path):
+    path = tmp_path / "hanging.py"
+    path.write_text(FOREVER)
+    return path
+
+
+def _reward_processes(name):
+    return [p for p in multiprocessing.active_children() if p.name == f"reward-{name}"]
+
+
+def test_a_reward_that_hangs_forever_costs_one_process_at_a_time(hanging_plugin):
+    fn = reward_spec(f"{hanging_plugin}:forever").fn
+    threads = threading.active_count()
+    for _ in range(20):
+        assert call_reward(fn, COMPLETIONS, {}, timeout_s=0.05) == ([None] * 3, 3)
+        assert threading.active_count() == threads  # no abandoned thread per call
+        assert _reward_processes("forever") == []  # the hung worker was killed
+    assert call_reward(get_reward("format"), COMPLETIONS, {}, timeout_s=5)[1] == 0  # a fresh worker still scores
+
+
+def test_plugins_get_a_default_timeout(hanging_plugin, monkeypatch):
+    monkeypatch.setattr(safety, "DEFAULT_PLUGIN_TIMEOUT_S", 0.2)
+    start = time.perf_counter()
+    assert call_reward(reward_spec(f"{hanging_plugin}:three_seconds").fn, COMPLETIONS, {}) == ([None] * 3, 3)
+    assert time.perf_counter() - start < 2.0
+    assert call_reward(get_reward("format"), COMPLETIONS, {}) == call_reward(get_reward("format"), COMPLETIONS, {}, timeout_s=5)
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path):
+    path = tmp_path / "dies.py"
+    path.write_text("import os\n\ndef dies(completions, **columns):\n    os._exit(3)\n")
+    fn = reward_spec(f"{path}:dies").fn
+    for _ in range(3):
+        assert call_reward(fn, COMPLETIONS, {}, timeout_s=5) == ([None] * 3, 3)
+    assert _reward_processes("dies") == []
