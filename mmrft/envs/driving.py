@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmrft.rewards.trajectory import DEFAULT_EGO_SIZE, obb_overlap
+from mmrft.geometry import DEFAULT_EGO_SIZE, obb_overlap
 
 DT = 0.2
 """Seconds per simulator step."""

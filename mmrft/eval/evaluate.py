@@ -20,7 +20,8 @@ from mmrft.data.validate import check_sample
 from mmrft.registry import Registry
 from mmrft.rewards.answers import score_choice, score_count, score_label
 from mmrft.rewards.coords import clip_box, to_original
-from mmrft.rewards.detection import Detection, coco_map, ground_truth_detections, parse_detections, score_detection
+from mmrft.eval.coco import coco_map
+from mmrft.rewards.detection import Detection, ground_truth_detections, parse_detections, score_detection
 from mmrft.rewards.grounding import score_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
@@ -38,8 +39,9 @@ ROW_FIELDS = (
 
 
 @dataclass
-class Scored:
-    """One prediction's parsed answer, its score fields and its failure reason (None if parsed)."""
+class ScoredPrediction:
+    """What a task scorer makes of one prediction: its parsed answer, its score fields and its
+    failure reason (None if parsed)."""
 
     parsed: object
     scores: dict[str, float]
@@ -47,19 +49,19 @@ class Scored:
 
 
 @TASK_SCORERS.register("grounding")
-def _score_grounding(text: str, sample: dict, meta: dict) -> Scored:
+def _score_grounding(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     answer = extract_answer(text)
     box = parse_box(answer) if answer is not None else None
     iou = score_box(text, sample["solution"], meta["image_size"], meta["input_size"], meta["convention"]) or 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_box" if box is None else None)
-    return Scored(box, {"acc@0.5": float(iou >= 0.5), "mean_iou": iou}, failure)
+    return ScoredPrediction(box, {"acc@0.5": float(iou >= 0.5), "mean_iou": iou}, failure)
 
 
 def _answer_scorer(score_fn):
-    def scorer(text: str, sample: dict, meta: dict) -> Scored:
+    def scorer(text: str, sample: dict, meta: dict) -> ScoredPrediction:
         answer = extract_answer(text)
         score = score_fn(text, sample["solution"]) or 0.0
-        return Scored(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
+        return ScoredPrediction(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
 
     return scorer
 
@@ -69,18 +71,18 @@ TASK_SCORERS.register("counting")(_answer_scorer(score_count))
 
 
 @TASK_SCORERS.register("gui_grounding")
-def _score_gui(text: str, sample: dict, meta: dict) -> Scored:
+def _score_gui(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     """Point-in-box accuracy (ScreenSpot): the answered point, or a box's centre, inside the target, edges included."""
     answer = extract_answer(text)
     hit = score_point(text, sample["solution"], meta["image_size"], meta["input_size"], meta["convention"]) or 0.0
-    return Scored(answer, {"accuracy": hit}, "no_answer_block" if answer is None else None)
+    return ScoredPrediction(answer, {"accuracy": hit}, "no_answer_block" if answer is None else None)
 
 
 TASK_SCORERS.register("vqa")(_answer_scorer(score_vqa))
 
 
 @TASK_SCORERS.register("detection")
-def _score_detection(text: str, sample: dict, meta: dict) -> Scored:
+def _score_detection(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     """Per image: matched-box IoU, precision and recall (Visual-RFT's terms); mAP comes per split."""
     answer = extract_answer(text)
     predictions = parse_detections(answer) if answer is not None else None
@@ -88,7 +90,7 @@ def _score_detection(text: str, sample: dict, meta: dict) -> Scored:
     scores = {k: scores[k] for k in ("iou", "precision", "recall")} if scores else {"iou": 0.0, "precision": 0.0, "recall": 0.0}
     parsed = None if predictions is None else [{"bbox_2d": list(p.box), "score": p.confidence, "label": p.label} for p in predictions]
     failure = "no_answer_block" if answer is None else ("unparseable_detections" if predictions is None else None)
-    return Scored(parsed, scores, failure)
+    return ScoredPrediction(parsed, scores, failure)
 
 
 @DATASET_METRICS.register("detection")
@@ -116,29 +118,29 @@ def _coco_metrics(rows: list[dict], samples: list[dict]) -> dict[str, float]:
 
 
 @TASK_SCORERS.register("mathvista")
-def _score_mathvista(text: str, sample: dict, meta: dict) -> Scored:
+def _score_mathvista(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     answer = extract_answer(text)
     score = score_mathvista(text, sample["solution"], sample.get("choices"), sample.get("answer_type", "text"), sample.get("precision"))
-    return Scored(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
+    return ScoredPrediction(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
 
 
 @TASK_SCORERS.register("multiple_choice")
 @TASK_SCORERS.register("video_qa")
-def _score_choice(text: str, sample: dict, meta: dict) -> Scored:
+def _score_choice(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     answer = extract_answer(text)
     score = score_choice(text, sample["solution"], sample.get("options")) or 0.0
-    return Scored(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
+    return ScoredPrediction(answer, {"accuracy": score}, "no_answer_block" if answer is None else None)
 
 
 @TASK_SCORERS.register("temporal_grounding")
-def _score_temporal(text: str, sample: dict, meta: dict) -> Scored:
+def _score_temporal(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     """R1@{0.3, 0.5, 0.7} (the top-1 moment's tIoU reaches the threshold) and mean tIoU, in seconds."""
     answer = extract_answer(text)
     segments = parse_intervals(answer) if answer is not None else None
     iou = score_temporal(text, sample["solution"], sample.get("duration")) or 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_interval" if segments is None else None)
     scores = {f"r1@{t}": float(iou >= t) for t in (0.3, 0.5, 0.7)}
-    return Scored(segments, {**scores, "miou": iou, **_target_hit(segments, sample)}, failure)
+    return ScoredPrediction(segments, {**scores, "miou": iou, **_target_hit(segments, sample)}, failure)
 
 
 def _target_hit(segments: list | None, sample: dict) -> dict[str, float]:
@@ -154,18 +156,18 @@ def _target_hit(segments: list | None, sample: dict) -> dict[str, float]:
 
 
 @TASK_SCORERS.register("tracking")
-def _score_tracking(text: str, sample: dict, meta: dict) -> Scored:
+def _score_tracking(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     """Mean box IoU over the asked frames, boxes in the model's convention."""
     answer = extract_answer(text)
     track = parse_track(answer) if answer is not None else None
     size = sample.get("image_size") or meta["image_size"]
     iou = score_track(text, sample["solution"], size, meta["input_size"], meta["convention"]) or 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_track" if track is None else None)
-    return Scored(track, {"mean_iou": iou}, failure)
+    return ScoredPrediction(track, {"mean_iou": iou}, failure)
 
 
 @TASK_SCORERS.register("driving_plan")
-def _score_plan(text: str, sample: dict, meta: dict) -> Scored:
+def _score_plan(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     """The `trajectory` verifier's terms: reward, collision, off-road, progress; `valid` is 0 (and
     every term 0) for a missing, unparseable or wrong-length waypoint list. ADE/FDE come per split.
     The waypoints are read as the verifier reads them: the answer block, else the whole text."""
@@ -177,8 +179,8 @@ def _score_plan(text: str, sample: dict, meta: dict) -> Scored:
             failure = "wrong_waypoint_count"
         else:
             failure = "no_answer_block" if extract_answer(text) is None else "unparseable_waypoints"
-        return Scored(None, {"reward": 0.0, "collision": 0.0, "offroad": 0.0, "progress": 0.0, "valid": 0.0}, failure)
-    return Scored(waypoints.tolist(), {**{k: float(scores[k]) for k in ("reward", "collision", "offroad", "progress")}, "valid": 1.0})
+        return ScoredPrediction(None, {"reward": 0.0, "collision": 0.0, "offroad": 0.0, "progress": 0.0, "valid": 0.0}, failure)
+    return ScoredPrediction(waypoints.tolist(), {**{k: float(scores[k]) for k in ("reward", "collision", "offroad", "progress")}, "valid": 1.0})
 
 
 @DATASET_METRICS.register("driving_plan")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -245,6 +246,10 @@ class ActionGRPOStage(DrivingStage):
         tokens = batch["tokens"] if "tokens" in batch else torch.ones_like(batch["logprobs"])  # the planner's answers end before k tokens
         mask = spread_decisions(tokens.float(), alive).flatten(1)
         aggregate = LOSS_AGGREGATIONS.get(g.loss_aggregation)
+        # Dr. GRPO's constant: the longest episode's decisions x log-probs per decision, not this
+        # batch's padded width (which shrinks when every episode ends early)
+        max_width = math.ceil(world.MAX_STEPS / cfg.chunk) * tokens.shape[1]
+        assert mask.shape[1] <= max_width, (mask.shape, max_width)
         if self.reference is not None:  # frozen: scored once for all iterations
             with torch.no_grad():
                 reference = spread_decisions(self.reference.decision_logprobs(batch["records"])[0], alive).flatten(1)
@@ -254,7 +259,7 @@ class ActionGRPOStage(DrivingStage):
             per_decision, clipped = clipped_surrogate(logprobs, old, advantages, g.epsilon_low, g.epsilon_high)
             if self.reference is not None:
                 per_decision = per_decision + g.beta * KL_ESTIMATORS.get(g.kl_estimator)(logprobs, reference)
-            loss = aggregate(per_decision, mask, max_tokens=mask.shape[1]) - g.entropy_coef * entropy
+            loss = aggregate(per_decision, mask, max_tokens=max_width) - g.entropy_coef * entropy
             grad_norm = self.update(loss)
         scores = summarise(out["scores"])
         return {

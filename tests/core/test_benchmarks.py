@@ -86,11 +86,12 @@ def test_vqav2_official_accuracy(tmp_path):
     load = BENCHMARKS.get("vqav2")
     samples = list(load(FIXTURES / "vqav2/fixture/questions.json", FIXTURES / "vqav2/fixture/annotations.json", root))
     assert [s["id"] for s in samples] == ["vqav2-420", "vqav2-421", "vqav2-70"] and len(samples[0]["solution"]) == 10
-    # ten annotators say "two", the model says "2": 1.0 after normalisation. "orange" with 3 of 10
-    # annotators: left-one-out mean of min(#/3, 1) = (3 x 2/3 + 7 x 1) / 10 = 0.9. "yes" with 1 of 10: 0.3.
+    # ten annotators say "two", the model says "2": 0.0, since the official script normalises only
+    # when the answers differ. "orange" with 3 of 10 annotators: left-one-out mean of min(#/3, 1) =
+    # (3 x 2/3 + 7 x 1) / 10 = 0.9. "Yes" with 1 of 10 (answers differ, so normalised): 0.3.
     result = run(samples, ["<answer>2</answer>", "<answer>orange</answer>", "<answer>Yes</answer>"])
-    assert result.metrics == {"accuracy": pytest.approx((1.0 + 0.9 + 0.3) / 3)}
-    assert [r["accuracy"] for r in result.samples] == pytest.approx([1.0, 0.9, 0.3])
+    assert result.metrics == {"accuracy": pytest.approx((0.0 + 0.9 + 0.3) / 3)}
+    assert [r["accuracy"] for r in result.samples] == pytest.approx([0.0, 0.9, 0.3])
 
 
 def test_eval_cli_runs_a_registered_benchmark(tmp_path, tiny_model_dir, capsys):

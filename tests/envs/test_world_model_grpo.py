@@ -194,6 +194,35 @@ def test_grpo_step_updates_the_policy_only(tmp_path, model, episodes, bc_policy)
     assert changed == set(policy_before), (metrics, set(policy_before) - changed)
 
 
+def test_dr_grpo_divides_by_the_longest_episode_not_the_batch_width(tmp_path, model, episodes, bc_policy, monkeypatch):
+    """Dr. GRPO's normaliser is a constant: ceil(MAX_STEPS / chunk) decisions x 1 log-prob each
+    for the Gaussian head (75 / 5 = 15), also when every episode of the batch ends sooner."""
+    import mmrft.training.driving as driving
+    from mmrft.algorithms.losses import LOSS_AGGREGATIONS
+    from mmrft.config import DrivingConfig, from_dict
+    from mmrft.envs import driving as world
+
+    seen = []
+
+    class Recording:
+        @staticmethod
+        def get(name):
+            def aggregate(per_token, mask, **kwargs):
+                seen.append((mask.shape[1], kwargs["max_tokens"]))
+                return LOSS_AGGREGATIONS.get(name)(per_token, mask, **kwargs)
+
+            return aggregate
+
+    monkeypatch.setattr(driving, "LOSS_AGGREGATIONS", Recording)
+    parts = _write_parts(tmp_path, model, episodes, bc_policy)
+    parts["grpo"] = {**parts["grpo"], "loss_aggregation": "seq_mean_token_sum_norm", "num_iterations": 1}
+    stage = driving.ActionGRPOStage(from_dict(DrivingConfig, {**parts, "output_dir": str(tmp_path / "run")}))
+    stage.train_step(torch.Generator().manual_seed(0))
+    [(width, normaliser)] = seen
+    assert normaliser == -(-world.MAX_STEPS // CHUNK) == 15
+    assert width < normaliser  # the batch's padded width: what the old normaliser divided by
+
+
 def test_grpo_stage_resumes_exactly(tmp_path, model, episodes, bc_policy):
     import yaml
 

@@ -8,7 +8,8 @@ import pytest
 
 from mmrft.rewards import get_reward
 from mmrft.rewards.coords import box_giou, box_iou
-from mmrft.rewards.detection import AREA_RANGES, Detection, coco_map, match_detections, parse_detections
+from mmrft.eval.coco import AREA_RANGES, coco_map
+from mmrft.rewards.detection import Detection, match_detections, parse_detections
 
 
 def _one(name, completion, **columns):
@@ -258,3 +259,23 @@ def test_coco_map_empty_results_and_perfect(capsys):
     assert perfect == pytest.approx({key: 1.0 for key in COCO_KEYS} | nan | {"AR@1": perfect["AR@1"]}, nan_ok=True)
     assert perfect["AR@1"] < 1.0  # some images hold several boxes of one label
     assert all(math.isnan(v) for v in coco_map([[]], [[]]).values())
+
+
+def test_coco_map_matches_cocoeval_on_boxes_clipped_at_the_image_border():
+    """Detections that run past a 100 x 80 image are clipped as `mmrft eval` clips them; ground
+    truth touches every edge. Both scorers see the same clipped boxes."""
+    pytest.importorskip("pycocotools")
+    from mmrft.rewards.coords import clip_box
+
+    size = (100, 80)
+    rng = np.random.default_rng(7)
+    ground_truth = [[Detection((0.0, 0.0, 30.0, 25.0), 1.0, "cat"), Detection((70.0, 50.0, 100.0, 80.0), 1.0, "dog")]
+                    for _ in range(4)]
+    detections = []
+    for image in ground_truth:
+        raw = [(g.box[0] - rng.uniform(0, 15), g.box[1] - rng.uniform(0, 15), g.box[2] + rng.uniform(-5, 15), g.box[3] + rng.uniform(-5, 15))
+               for g in image]
+        detections.append([Detection(tuple(clip_box(b, size)), float(rng.random()), g.label) for b, g in zip(raw, image)])
+    assert any(d.box[0] == 0.0 or d.box[2] == 100.0 for image in detections for d in image)
+    ours = _assert_matches_cocoeval(detections, ground_truth)
+    assert 0 < ours["mAP"] < 1

@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 
 from mmrft.rewards import get_reward, reward_spec
+from mmrft.geometry import obb_collide, obb_overlap, points_in_polygon
 from mmrft.rewards.trajectory import (
     ade,
     fde,
     headings,
     l2_at_horizons,
-    obb_collide,
-    obb_overlap,
     parse_waypoints,
-    points_in_polygon,
     rollout_components,
     progress,
 )
