@@ -14,8 +14,6 @@ import math
 import os
 from pathlib import Path
 
-SINKS = ("tensorboard", "wandb")
-
 
 def open_sink(name: str, root: Path, config: dict, purge_step: int | None = None):
     """The sink ``name`` writing under run directory ``root``.
@@ -23,11 +21,9 @@ def open_sink(name: str, root: Path, config: dict, purge_step: int | None = None
     ``purge_step``: a resumed run's first step; TensorBoard hides what an earlier launch logged
     from that step on (those steps are redone), as ``truncate_after`` does for metrics.jsonl.
     """
-    if name == "tensorboard":
-        return TensorBoardSink(root / "tensorboard", purge_step)
-    if name == "wandb":
-        return WandbSink(root, config)
-    raise ValueError(f"unknown metric sink {name!r}; valid: {', '.join(SINKS)}")
+    if name not in SINKS:
+        raise ValueError(f"unknown metric sink {name!r}; valid: {', '.join(SINKS)}")
+    return SINKS[name](root, config, purge_step)
 
 
 def scalars(metrics: dict) -> dict[str, float]:
@@ -162,3 +158,9 @@ class WandbSink:
 
     def close(self) -> None:
         self.run.finish()
+
+
+SINKS = {
+    "tensorboard": lambda root, config, purge_step: TensorBoardSink(root / "tensorboard", purge_step),
+    "wandb": lambda root, config, purge_step: WandbSink(root, config),  # a resume starts a new W&B run
+}
