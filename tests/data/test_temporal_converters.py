@@ -38,7 +38,28 @@ def test_activitynet_fixture():
         ("activitynet-v_fixture_b-1", [1.0, 9.0], 10.0),
     ]
     assert samples[1]["meta"]["query"] == "He sits down and talks."
-    assert problems == {"end clipped to the duration": 1, "empty or negative span": 1, "timestamps and sentences differ in number": 1}
+    assert problems == {"end clipped to the duration": 1, "empty or negative span": 1, "timestamps and sentences differ in number": 2}
+
+
+def test_activitynet_drop_report_counts_each_dropped_sentence_once(tmp_path, capsys):
+    data = {
+        "v_a": {"duration": 10.0, "timestamps": [[1, 2], [3, 4], [5, 6]], "sentences": ["one", "two"]},  # 2 dropped
+        "v_b": {"duration": 10.0, "timestamps": [[12.0, 15.0], [10.0, 11.0], [2.0, 14.0]], "sentences": ["past", "at", "kept"]},
+        "v_c": {"duration": 5.0, "timestamps": [[3.0, 3.0]], "sentences": ["empty"]},
+    }
+    problems = Counter()
+    samples = list(activitynet_captions(data, "vids", problems=problems))
+    assert [(s["id"], s["solution"]) for s in samples] == [("activitynet-v_b-2", [2.0, 10.0])]
+    assert problems == {
+        "timestamps and sentences differ in number": 2,
+        "start at or past the duration": 2,  # not also "empty or negative span" after clipping
+        "empty or negative span": 1,
+        "end clipped to the duration": 1,  # kept
+    }
+    annotations = tmp_path / "val.json"
+    annotations.write_text(json.dumps(data))
+    assert main(["activitynet", "--annotations", str(annotations), "--videos", "v", "--out", str(tmp_path / "o.jsonl")]) == 0
+    assert "wrote 1 samples to" in (out := capsys.readouterr().out) and "; dropped 5" in out
 
 
 def test_cli_writes_paths_relative_to_the_output(tmp_path, capsys):

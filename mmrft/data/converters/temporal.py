@@ -7,8 +7,9 @@
 Each query becomes one ``temporal_grounding`` sample: the video, the query, ``solution`` =
 ``[start, end]`` in seconds, and ``duration`` when the format gives it (the reward clips
 predictions to it). Problems are counted by kind, never silently fixed: an end past the
-video's duration is clipped to it (ActivityNet has such rows), a malformed or empty-span row
-is dropped.
+video's duration is clipped to it (ActivityNet has such rows); a malformed or empty-span row,
+one starting at or past the duration, and every sentence of a video whose timestamps and
+sentences differ in number are dropped, each counted once.
 
     python -m mmrft.data.converters.temporal charades --annotations charades_sta_test.txt \
         --videos /data/Charades_v1_480 --out data/charades_sta/test.jsonl
@@ -76,23 +77,31 @@ def charades_sta(lines: Iterable[str], video_dir: str, ext: str = "mp4", problem
         per_video[video_id] += 1
 
 
+CLIPPED = "end clipped to the duration"
+"""The one problem that keeps its sample (clipped); every other reason counts dropped queries."""
+
+
 def activitynet_captions(data: dict, video_dir: str, ext: str = "mp4", problems: Counter | None = None) -> Iterator[dict]:
-    """Samples from the ActivityNet Captions JSON; ``problems`` counts clipped and dropped rows."""
+    """Samples from the ActivityNet Captions JSON; ``problems`` counts each dropped sentence once,
+    under one reason, and the kept ones whose end was clipped (`CLIPPED`)."""
     problems = Counter() if problems is None else problems
     for video_id, entry in data.items():
         duration = float(entry["duration"])
         timestamps, sentences = entry.get("timestamps", []), entry.get("sentences", [])
-        if len(timestamps) != len(sentences):
-            problems["timestamps and sentences differ in number"] += 1
+        if len(timestamps) != len(sentences):  # which time goes with which sentence is unknown
+            problems["timestamps and sentences differ in number"] += len(sentences)
             continue
         for index, ((start, end), query) in enumerate(zip(timestamps, sentences, strict=True)):
             start, end = float(start), float(end)
-            if end > duration:
-                problems["end clipped to the duration"] += 1
-                end = duration
+            if start >= duration:
+                problems["start at or past the duration"] += 1
+                continue
             if not 0 <= start < end:
                 problems["empty or negative span"] += 1
                 continue
+            if end > duration:
+                problems[CLIPPED] += 1
+                end = duration
             yield _sample("activitynet", video_id, index, query, start, end, f"{video_dir}/{video_id}.{ext}", duration)
 
 
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             samples = activitynet_captions(json.load(f), args.videos, args.ext, problems)
         count = write_jsonl(samples, args.out)
-    print(f"wrote {count} samples to {args.out}")
+    print(f"wrote {count} samples to {args.out}; dropped {sum(n for r, n in problems.items() if r != CLIPPED)}")
     for reason, n in sorted(problems.items()):
         print(f"  {reason}: {n}")
     return 0
