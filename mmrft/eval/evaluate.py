@@ -17,12 +17,12 @@ from tqdm import tqdm
 
 from mmrft.data.errors import SampleError
 from mmrft.data.validate import check_sample
+from mmrft.eval.coco import coco_map
 from mmrft.registry import Registry
 from mmrft.rewards.answers import score_choice, score_count, score_label
 from mmrft.rewards.coords import clip_box, to_original
-from mmrft.eval.coco import coco_map
 from mmrft.rewards.detection import Detection, ground_truth_detections, parse_detections, score_detection
-from mmrft.rewards.grounding import score_box, score_point
+from mmrft.rewards.grounding import answered_box, score_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
 from mmrft.rewards.trajectory import ade, fde, score_trajectory, waypoints_from
@@ -33,7 +33,8 @@ TASK_SCORERS = Registry("task scorer")
 DATASET_METRICS = Registry("dataset metric")
 """Per task, metrics over the whole split that are not means of per-sample scores (COCO mAP)."""
 ROW_FIELDS = (
-    "index", "id", "task", "prediction", "parsed", "score", "failure", "image_size", "input_size", "convention", "group", "circular",
+    "index", "id", "task", "prediction", "parsed", "parsed_pixels", "score", "failure", "error", "image_size", "input_size",
+    "convention", "group", "circular",
 )
 """Fields of a samples.jsonl row that are not metrics."""
 
@@ -46,6 +47,9 @@ class ScoredPrediction:
     parsed: object
     scores: dict[str, float]
     failure: str | None = None
+    parsed_pixels: object = None
+    """Boxes of `parsed` (in the model's convention) converted to original-image pixels and clipped
+    to the image, as they were scored; None for answers without boxes."""
 
 
 @TASK_SCORERS.register("grounding")
@@ -54,7 +58,8 @@ def _score_grounding(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     box = parse_box(answer) if answer is not None else None
     iou = score_box(text, sample["solution"], meta["image_size"], meta["input_size"], meta["convention"]) or 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_box" if box is None else None)
-    return ScoredPrediction(box, {"acc@0.5": float(iou >= 0.5), "mean_iou": iou}, failure)
+    pixels = answered_box(text, meta["image_size"], meta["input_size"], meta["convention"])
+    return ScoredPrediction(box, {"acc@0.5": float(iou >= 0.5), "mean_iou": iou}, failure, pixels)
 
 
 def _answer_scorer(score_fn):
@@ -90,7 +95,11 @@ def _score_detection(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     scores = {k: scores[k] for k in ("iou", "precision", "recall")} if scores else {"iou": 0.0, "precision": 0.0, "recall": 0.0}
     parsed = None if predictions is None else [{"bbox_2d": list(p.box), "score": p.confidence, "label": p.label} for p in predictions]
     failure = "no_answer_block" if answer is None else ("unparseable_detections" if predictions is None else None)
-    return ScoredPrediction(parsed, scores, failure)
+    size, convention = meta["image_size"], meta["convention"]
+    pixels = None if parsed is None else [
+        {**item, "bbox_2d": clip_box(to_original(item["bbox_2d"], convention, size, meta["input_size"]), size)} for item in parsed
+    ]  # fmt: skip
+    return ScoredPrediction(parsed, scores, failure, pixels)
 
 
 @DATASET_METRICS.register("detection")
@@ -193,6 +202,26 @@ def _plan_errors(rows: list[dict], samples: list[dict]) -> dict[str, float]:
     return {"ade": float(np.mean([ade(p, g) for p, g in pairs])), "fde": float(np.mean([fde(p, g) for p, g in pairs]))}
 
 
+def _broken_row(index: int, sample: dict | None, error: Exception) -> dict:
+    """The row of a sample that could not be decoded (missing media, malformed row): it scores 0
+    on each metric of its task, so a split whose every video is missing still reports its metrics."""
+    reason = error.reason if isinstance(error, SampleError) else f"unknown task {error}"
+    row = {"index": index, "id": getattr(error, "sample_id", f"#{index}"), "task": None, "prediction": None,
+           "parsed": None, "score": 0.0, "failure": "bad_sample", "error": reason}  # fmt: skip
+    if isinstance(sample, dict) and sample.get("task") in TASK_SCORERS.names():
+        return {**row, **dict.fromkeys(_metric_names(sample), 0.0)}
+    return row
+
+
+def _metric_names(sample: dict) -> list[str]:
+    """The per-sample metrics of the sample's task: what its scorer returns for an empty answer."""
+    meta = {"image_size": (1, 1), "input_size": (1, 1), "convention": "pixels"}
+    try:
+        return list(TASK_SCORERS.get(sample["task"])("", sample, meta).scores)
+    except Exception:  # noqa: BLE001 -- a sample too broken to score has no metrics to add
+        return []
+
+
 @dataclass
 class EvalResult:
     n: int
@@ -231,16 +260,14 @@ def evaluate(
     for start in range(0, len(todo), batch_size):
         good, new = [], []
         for i in todo[start : start + batch_size]:
+            sample = None
             try:
                 sample = dataset[i]
                 check_sample(sample)
                 TASK_SCORERS.get(sample["task"])
                 good.append((i, sample))
             except (SampleError, KeyError) as err:
-                sample_id = getattr(err, "sample_id", f"#{i}")
-                new.append(
-                    {"index": i, "id": sample_id, "task": None, "prediction": None, "parsed": None, "score": 0.0, "failure": "bad_sample"}
-                )
+                new.append(_broken_row(i, sample, err))
         if good:
             batch = policy.prompts([sample for _, sample in good])
             if sampler is None:
@@ -257,6 +284,7 @@ def evaluate(
                         "task": sample["task"],
                         "prediction": text,
                         "parsed": scored.parsed,
+                        **({"parsed_pixels": scored.parsed_pixels} if scored.parsed_pixels is not None else {}),
                         "score": next(iter(scored.scores.values())),
                         **scored.scores,
                         "failure": scored.failure,

@@ -145,3 +145,35 @@ def test_several_models_get_a_comparison_table(tmp_path, tiny_model_dir, groundi
     assert len(table) == 4
     names = [line.split("|")[1].strip() for line in table[2:]]
     assert all((tmp_path / name / "eval.json").is_file() for name in names)
+
+
+def test_samples_rows_carry_the_box_in_original_pixels(tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (224, 112), "white").save(image)
+    messages = [{"role": "user", "content": [{"type": "image", "image": str(image)}, {"type": "text", "text": "Locate."}]}]
+    samples = [{"id": f"s{i}", "task": "grounding", "solution": [20, 10, 100, 60], "messages": messages} for i in range(3)]
+    texts = ["<answer>[10, 5, 30, 30]</answer>", "<answer>[20, 10, 100, 60]</answer>", "no answer"]
+    rows = evaluate(StubPolicy(texts), samples).samples
+    assert [r["parsed"] for r in rows] == [[10, 5, 30, 30], [20, 10, 100, 60], None]  # input pixels: original / 2
+    assert [r.get("parsed_pixels") for r in rows] == [[20, 10, 60, 60], [40, 20, 200, 112], None]  # the second clipped
+
+
+def test_eval_on_a_split_whose_videos_are_missing(tmp_path, tiny_model_dir, capsys):
+    split = tmp_path / "split.jsonl"
+    rows = [
+        {"id": f"q{i}", "task": "temporal_grounding", "solution": [1.0, 3.0], "duration": 10.0,
+         "messages": [{"role": "user", "content": [{"type": "video", "video": f"videos/v{i}.mp4"}, {"type": "text", "text": "When?"}]}]}
+        for i in range(2)
+    ]
+    split.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(tiny_model_dir("qwen2_5_vl")), "--data", str(split), "--output-dir", str(out)]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["n"] == 2 and report["failures"] == {"bad_sample": 2}
+    assert report["metrics"] == {"miou": 0.0, "r1@0.3": 0.0, "r1@0.5": 0.0, "r1@0.7": 0.0}
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [s["error"] for s in samples] == [f"video not found: {tmp_path / 'videos' / f'v{i}.mp4'}" for i in range(2)]
+    printed = capsys.readouterr().out
+    assert "miou=0.0000" in printed and "r1@0.5=0.0000" in printed
