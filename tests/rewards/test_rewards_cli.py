@@ -68,3 +68,30 @@ def test_score_new_verifiers(capsys):
                   "--solution", "[[1, 0], [2, 0]]", "--column", "obstacles=[[[9, 9, 0, 1, 1]], [[2, 0, 0, 1, 1]]]"],
                  capsys)
     assert json.loads(lines[0])["score"] == 0.0
+
+
+def _readme_score_commands():
+    """Every `mmrft rewards score ...` command in the README, continuation lines joined."""
+    import shlex
+
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")
+    return [shlex.split(line.strip())[1:] for line in text.splitlines() if line.strip().startswith("mmrft rewards score ")]
+
+
+def test_readme_score_commands_run_including_qwen2_5_vl_input_pixels(capsys):
+    commands = _readme_score_commands()
+    qwen25 = [c for c in commands if "coord_convention=\"input_pixels\"" in c]
+    assert len(qwen25) == 1 and "input_size=[644, 476]" in qwen25[0]
+    for argv in commands:
+        [line] = _run(argv, capsys)
+        assert json.loads(line)["score"] > 0.99  # each example answers its box (up to rounding)
+
+
+def test_readme_input_size_is_what_the_qwen2_5_vl_processor_gives():
+    """Qwen2.5-VL-3B-Instruct's processor settings (patch 14, merge 2, min/max pixels); a 640 x 480 image."""
+    from PIL import Image
+    from transformers import Qwen2VLImageProcessor
+
+    processor = Qwen2VLImageProcessor(patch_size=14, merge_size=2, min_pixels=3136, max_pixels=12845056)
+    grid = processor(images=Image.new("RGB", (640, 480)))["image_grid_thw"][0]
+    assert [int(grid[2]) * 14, int(grid[1]) * 14] == [644, 476]
