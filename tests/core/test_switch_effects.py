@@ -5,8 +5,7 @@ trainer obeys it. Each builds a GRPOTrainer on the tiny Qwen2.5-VL, samples one 
 (2 prompts x G=4, 8 new tokens), then fixes its rewards, completion lengths, old or reference
 log-probs by hand, and checks the advantages of ``assign_advantages`` and the loss of
 ``update`` against numbers worked out in the comments. On the first update the training
-forward's log-probs equal the sampling ones (tests/core/test_logprob_parity.py), so every
-importance ratio is exactly the one set here.
+forward's log-probs are the old policy's (ratio 1) unless a test sets ``old_logprobs``.
 """
 
 from __future__ import annotations
@@ -145,7 +144,9 @@ def test_kl_placement(tmp_path, make_train_config, kl_in):
 def test_dual_clip_bounds_the_negative_advantage_loss(tmp_path, make_train_config, dual_clip):
     trainer = make_trainer(tmp_path, make_train_config, algorithm={"advantage": "dr_grpo", "dual_clip": dual_clip})
     part, rows = fixed_batch(trainer)
-    part.rollout.logprobs -= math.log(5.0) * part.rollout.completion_mask  # every ratio is 5
+    # The old policy gave every sampled token a fifth of the probability the policy gives it now:
+    # every ratio is 5 (old_logprobs, once set, are what the trainer's updates compare against).
+    part.old_logprobs = part.rollout.logprobs - math.log(5.0) * part.rollout.completion_mask
     trainer.assign_advantages([part])
     metrics = trainer.update([part])
     # Advantages CENTRED. A > 0: -min(5 A, 1.2 A) = -1.2 A (rows 3, 7: -3.6, -4.8). A < 0: -min(5 A, 1.2 A)
@@ -160,10 +161,10 @@ def test_dual_clip_bounds_the_negative_advantage_loss(tmp_path, make_train_confi
 
 
 # -- staged curriculum ------------------------------------------------------------------------------
-def test_staged_curriculum_stage_two_admits_harder_samples(tmp_path, make_train_config, grounding_data, length_reward):
+def test_staged_curriculum_stage_two_admits_harder_samples(tmp_path, make_train_config, grounding_data):
     config = make_train_config(
         tmp_path,
-        rewards=[{"name": length_reward}],
+        rewards=[{"name": "format_nothink"}],
         data={"curriculum": {"name": "staged", "max_difficulty": [1, 3], "until": [1]}},
         generation={"num_generations": 2, "max_new_tokens": 2},
         batch_size=4,
