@@ -20,9 +20,9 @@ from mmrft.data.validate import check_sample
 from mmrft.eval.coco import coco_map
 from mmrft.registry import Registry
 from mmrft.rewards.answers import score_choice, score_count, score_label
-from mmrft.rewards.coords import clip_box, to_original
+from mmrft.rewards.coords import box_iou, clip_box, to_original
 from mmrft.rewards.detection import Detection, ground_truth_detections, parse_detections, score_detection
-from mmrft.rewards.grounding import answered_box, score_box, score_point
+from mmrft.rewards.grounding import ground_truth_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
 from mmrft.rewards.parsing import extract_answer, parse_box
 from mmrft.rewards.trajectory import ade, fde, score_trajectory, waypoints_from
@@ -48,17 +48,21 @@ class ScoredPrediction:
     scores: dict[str, float]
     failure: str | None = None
     parsed_pixels: object = None
-    """Boxes of `parsed` (in the model's convention) converted to original-image pixels and clipped
-    to the image, as they were scored; None for answers without boxes."""
+    """Boxes of `parsed` (in the model's convention) converted to original-image pixels as they were
+    scored (grounding: as given; detection: clipped to the image, as COCO results are); None for
+    answers without boxes."""
 
 
 @TASK_SCORERS.register("grounding")
 def _score_grounding(text: str, sample: dict, meta: dict) -> ScoredPrediction:
+    """RefCOCO's Acc@0.5 and mean IoU: the answered box converted to original pixels and, unlike
+    the training reward, not clipped to the image (the benchmark's IoU takes the box as given)."""
     answer = extract_answer(text)
     box = parse_box(answer) if answer is not None else None
-    iou = score_box(text, sample["solution"], meta["image_size"], meta["input_size"], meta["convention"]) or 0.0
+    pixels = None if box is None else to_original(box, meta["convention"], meta["image_size"], meta["input_size"])
+    gt = ground_truth_box(sample["solution"], meta["image_size"])
+    iou = box_iou(pixels, gt) if pixels is not None and gt is not None else 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_box" if box is None else None)
-    pixels = answered_box(text, meta["image_size"], meta["input_size"], meta["convention"])
     return ScoredPrediction(box, {"acc@0.5": float(iou >= 0.5), "mean_iou": iou}, failure, pixels)
 
 
@@ -143,10 +147,11 @@ def _score_choice(text: str, sample: dict, meta: dict) -> ScoredPrediction:
 
 @TASK_SCORERS.register("temporal_grounding")
 def _score_temporal(text: str, sample: dict, meta: dict) -> ScoredPrediction:
-    """R1@{0.3, 0.5, 0.7} (the top-1 moment's tIoU reaches the threshold) and mean tIoU, in seconds."""
+    """R1@{0.3, 0.5, 0.7} (the top-1 moment's tIoU reaches the threshold) and mean tIoU, in seconds;
+    the answered moment is taken as given, not clipped to the duration (as the benchmarks' tIoU)."""
     answer = extract_answer(text)
     segments = parse_intervals(answer) if answer is not None else None
-    iou = score_temporal(text, sample["solution"], sample.get("duration")) or 0.0
+    iou = score_temporal(text, sample["solution"]) or 0.0
     failure = "no_answer_block" if answer is None else ("unparseable_interval" if segments is None else None)
     scores = {f"r1@{t}": float(iou >= t) for t in (0.3, 0.5, 0.7)}
     return ScoredPrediction(segments, {**scores, "miou": iou, **_target_hit(segments, sample)}, failure)

@@ -61,10 +61,10 @@ def test_grounding_scorer_half_overlap_and_conventions():
     box = [round(20 / 224 * 1000, 3), round(10 / 112 * 1000, 3), round(100 / 224 * 1000, 3), round(60 / 112 * 1000, 3)]
     scored = grounding(f"<answer>{box}</answer>", SAMPLE, norm)
     assert scored.scores["mean_iou"] == pytest.approx(1.0, abs=1e-4)
-    # Original pixels read as input pixels: [40, 20, 200, 120], clipped to [40, 20, 200, 112];
-    # intersection 60 x 40 with the ground truth, union 160 x 92 + 80 x 50 - 2400.
+    # Original pixels read as input pixels: [40, 20, 200, 120], past the 112-pixel-high image and
+    # not clipped (the benchmark's IoU): intersection 60 x 40 with the ground truth, union 160 x 100 + 80 x 50 - 2400.
     scored = grounding("<answer>[20, 10, 100, 60]</answer>", SAMPLE, META)
-    assert scored.scores["mean_iou"] == pytest.approx(2400 / (160 * 92 + 4000 - 2400)) and scored.scores["acc@0.5"] == 0.0
+    assert scored.scores["mean_iou"] == pytest.approx(2400 / (160 * 100 + 4000 - 2400)) and scored.scores["acc@0.5"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_samples_rows_carry_the_box_in_original_pixels(tmp_path):
     texts = ["<answer>[10, 5, 30, 30]</answer>", "<answer>[20, 10, 100, 60]</answer>", "no answer"]
     rows = evaluate(StubPolicy(texts), samples).samples
     assert [r["parsed"] for r in rows] == [[10, 5, 30, 30], [20, 10, 100, 60], None]  # input pixels: original / 2
-    assert [r.get("parsed_pixels") for r in rows] == [[20, 10, 60, 60], [40, 20, 200, 112], None]  # the second clipped
+    assert [r.get("parsed_pixels") for r in rows] == [[20, 10, 60, 60], [40, 20, 200, 120], None]  # the second past the image
 
 
 def test_eval_on_a_split_whose_videos_are_missing(tmp_path, tiny_model_dir, capsys):
