@@ -20,7 +20,7 @@ from mmrft.data.validate import check_sample
 from mmrft.eval.coco import coco_map
 from mmrft.registry import Registry
 from mmrft.rewards.answers import score_choice, score_count, score_label
-from mmrft.rewards.coords import box_iou, clip_box, to_original
+from mmrft.rewards.coords import box_iou, to_original
 from mmrft.rewards.detection import Detection, ground_truth_detections, parse_detections, score_detection
 from mmrft.rewards.grounding import ground_truth_box, score_point
 from mmrft.rewards.math_answer import score_mathvista
@@ -48,9 +48,8 @@ class ScoredPrediction:
     scores: dict[str, float]
     failure: str | None = None
     parsed_pixels: object = None
-    """Boxes of `parsed` (in the model's convention) converted to original-image pixels as they were
-    scored (grounding: as given; detection: clipped to the image, as COCO results are); None for
-    answers without boxes."""
+    """Boxes of `parsed` (in the model's convention) converted to original-image pixels, as the
+    benchmark scores them (not clipped to the image); None for answers without boxes."""
 
 
 @TASK_SCORERS.register("grounding")
@@ -101,14 +100,15 @@ def _score_detection(text: str, sample: dict, meta: dict) -> ScoredPrediction:
     failure = "no_answer_block" if answer is None else ("unparseable_detections" if predictions is None else None)
     size, convention = meta["image_size"], meta["convention"]
     pixels = None if parsed is None else [
-        {**item, "bbox_2d": clip_box(to_original(item["bbox_2d"], convention, size, meta["input_size"]), size)} for item in parsed
+        {**item, "bbox_2d": to_original(item["bbox_2d"], convention, size, meta["input_size"])} for item in parsed
     ]  # fmt: skip
     return ScoredPrediction(parsed, scores, failure, pixels)
 
 
 @DATASET_METRICS.register("detection")
 def _coco_metrics(rows: list[dict], samples: list[dict]) -> dict[str, float]:
-    """COCOeval's AP and AR over the split (`coco_map`), predictions converted from the model's convention.
+    """COCOeval's AP and AR over the split (`coco_map`), predictions converted from the model's
+    convention and, as COCOeval takes results, not clipped to the image.
 
     ``meta.crowd`` and ``meta.area`` (COCO's annotation area; the boxes' own where absent) travel with each sample.
     """
@@ -125,7 +125,7 @@ def _coco_metrics(rows: list[dict], samples: list[dict]) -> dict[str, float]:
         dets = []
         for item in row.get("parsed") or []:
             box = to_original(item["bbox_2d"], row["convention"], size, tuple(row["input_size"]))
-            dets.append(Detection(tuple(clip_box(box, size)), item["score"], item["label"]))
+            dets.append(Detection(tuple(box), item["score"], item["label"]))  # as given, as COCOeval takes results
         predictions.append(dets)
     return coco_map(predictions, truth, crowd, area=area)
 

@@ -218,3 +218,13 @@ def test_coco_detection_rejects_a_degenerate_ground_truth_box(tmp_path):
     sample = {"id": "flat", "task": "detection", "solution": [{"bbox": [10, 10, 10, 50], "label": "cat"}], "image_size": [100, 80]}
     with pytest.raises(ValueError, match="'flat'.*ground-truth"):
         DATASET_METRICS.get("detection")([{"parsed": [], "image_size": [100, 80]}], [sample])
+
+
+def test_coco_metrics_take_a_box_past_the_image_as_given():
+    """A detection reaching 50 px past a 100 x 100 image: IoU 0.5 with the truth as COCOeval sees it
+    (AP only at IoU 0.50: mAP 0.1), 1.0 had it been clipped."""
+    sample = {"id": "c", "task": "detection", "solution": [{"bbox": [50, 50, 100, 100], "label": "cat"}], "image_size": [100, 100]}
+    row = {"parsed": [{"bbox_2d": [50, 50, 150, 100], "score": 0.9, "label": "cat"}], "convention": "pixels",
+           "input_size": [100, 100], "image_size": [100, 100]}
+    metrics = DATASET_METRICS.get("detection")([row], [sample])
+    assert metrics["AP50"] == pytest.approx(1.0) and metrics["mAP"] == pytest.approx(0.1)
