@@ -192,6 +192,9 @@ def estimate_memory(train_config, device: str = "cuda") -> dict:
         # per row and layer: the reordered and extended cache, its cast and the repeat to query heads
         attention_keys = rows * (prompt + T) * layers * (kv_token_layer + kv_dim * compute + 2 * q_dim * compute)
     activations += attention_keys
+    # the padding mask, cast to the compute dtype for each layer's SDPA: (queries x keys) per row
+    queries_keys = rows * (prompt + T) ** 2 if checkpointing else micro_prompts * prompt**2 + rows * T * (prompt + T)
+    activations += (1 if checkpointing else layers) * compute * queries_keys
     if vision_trains:
         vision_intermediate = getattr(vision, "intermediate_size", None) or vision.embed_dim * vision.mlp_ratio
         vision_hidden = getattr(vision, "embed_dim", None) or vision.hidden_size

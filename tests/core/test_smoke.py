@@ -71,6 +71,44 @@ def test_scaled_shapes_keep_head_dims_and_block_indexes_in_range():
         parse_shape("qwen9_vl")
 
 
+@pytest.mark.parametrize("name", ["qwen2_vl_2b", "qwen2_5_vl_3b", "qwen3_vl_8b"])
+def test_layer_activation_count_matches_saved_tensors(name):
+    """decoder_layer_bytes against what autograd saves in one decoder layer under bf16 autocast
+    with float32 weights (the GPU configs' precision), per token: the difference of two lengths."""
+    from mmrft.training.memory import decoder_layer_bytes
+
+    shape = SHAPES[name].scaled(8)
+    config = model_config(shape)
+    config.text_config.num_hidden_layers, config.text_config.vocab_size = 1, 1024
+    torch.manual_seed(0)
+    lm = getattr(transformers, ARCHS[shape.arch].model_cls)(config).model.language_model
+    weight_shapes = {tuple(p.shape) for p in lm.parameters()}  # autocast's weight copies are counted apart
+
+    def saved_bytes(tokens: int, rows: int = 3) -> int:
+        storages = {}
+
+        def pack(t):
+            if not isinstance(t, torch.nn.Parameter) and tuple(t.shape) not in weight_shapes:
+                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        mask = torch.ones(rows, tokens, dtype=torch.long)
+        mask[1, :3] = 0  # padding, as in a batch of prompts
+        inputs = dict(
+            inputs_embeds=torch.randn(rows, tokens, shape.hidden, requires_grad=True),
+            attention_mask=mask,
+            position_ids=torch.arange(tokens).view(1, 1, -1).expand(3, rows, -1),
+        )
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            lm(**inputs)
+        return sum(storages.values())
+
+    measured = (saved_bytes(200) - saved_bytes(100)) / (3 * 100)
+    q_dim, kv_dim = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    formula = decoder_layer_bytes(shape.hidden, shape.intermediate, q_dim, kv_dim, compute=2, residual=4, autocast=True)
+    assert formula == pytest.approx(measured, rel=0.15)
+
+
 def test_shape_spec_builds_a_loadable_model_of_the_scaled_shape():
     from mmrft.policies.loading import ModelLoadError, load_model_and_processor
 
