@@ -11,6 +11,6 @@ want=$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt | sha256sum |
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.14.1}" "torchvision==${TORCHVISION_VERSION:-0.29.1}"
-    .venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[dev,video]"
+    .venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[dev,video,logging]"
     echo "$want" > "$stamp"
 fi

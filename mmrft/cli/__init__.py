@@ -13,9 +13,11 @@ import sys
 
 from mmrft.cli import data as data_cmd
 from mmrft.cli import eval as eval_cmd
+from mmrft.cli import push as push_cmd
 from mmrft.cli import report as report_cmd
 from mmrft.cli import rewards as rewards_cmd
 from mmrft.cli import select as select_cmd
+from mmrft.cli import smoke as smoke_cmd
 from mmrft.cli import train as train_cmd
 from mmrft.config import ConfigError, is_override
 from mmrft.data.errors import SampleError
@@ -38,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_parser(sub)
     rewards_cmd.add_parser(sub)
     select_cmd.add_parser(sub)
+    smoke_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
+    push_cmd.add_parser(sub)
     return parser
 
 

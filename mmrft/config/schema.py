@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mmrft.config.loader import ConfigError
+from mmrft.config.paths import resolve_data_path
 
 
 @dataclass
@@ -22,10 +23,13 @@ class ModelConfig:
     image_max_pixels: int | None = None
     """Upper pixel budget per image (overrides the processor's); None keeps the processor's."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Weights' dtype. bfloat16 is for GPUs."""
+    """Weights' dtype. Weights that train stay float32 (the master copy AdamW updates): bfloat16 /
+    float16 are for LoRA's frozen base (adapters train in float32); with full fine-tuning they are
+    refused, since AdamW's updates (about lr per step) round away in an 8-bit mantissa."""
     autocast: Literal["bfloat16", "float16"] | None = None
     """Mixed precision: the policy's forwards (sampling and training) run under torch.autocast in
-    this dtype while weights, gradients and optimizer state stay in ``dtype`` (bfloat16 on GPUs).
+    this dtype while weights, gradients and optimizer state stay in ``dtype`` (use float32 with
+    bfloat16 here on GPUs); the frozen reference model (beta > 0) is loaded in this dtype.
     Log-probs are taken from float32 logits either way. None: off."""
     freeze_vision: bool = False
     """Keep the vision encoder's weights fixed (patch embedding and blocks; not the projector)."""
@@ -74,13 +78,21 @@ class VideoConfig:
 @dataclass
 class DataConfig:
     train: str = ""
-    """Training JSONL (sample schema of DESIGN.md §2); media paths are relative to the file."""
+    """Training data: an mmrft JSONL (sample schema of DESIGN.md §2; media paths relative to the
+    file), a Hugging Face dataset as a parquet / arrow / JSON(L) file or folder or a
+    ``save_to_disk`` folder, or a hub id ``hf:org/name:split``; read in place, never whole into memory."""
     heldout: str | None = None
-    """Held-out JSONL evaluated before and after training (and every eval_every steps)."""
+    """Held-out data evaluated before and after training (and every eval_every steps); as ``train``."""
+    columns: dict | None = None
+    """How rows of a dataset not in mmrft's layout become samples: ``preset`` (trl, easyr1, vlm_r1,
+    mmrft; unset: the one the columns fit), ``task`` (for rows without a task column) and role ->
+    column renames (prompt, problem, conversations, messages, images, videos, solution, id, task).
+    See ``mmrft data inspect`` and mmrft/data/columns.py."""
     synthetic: dict | None = None
     """If set and ``train`` does not exist yet, generate it: keys of mmrft.data.synthetic
     (task, train, heldout, seed, image_size; video tasks also train_shapes, train_start,
-    question_first; temporal grounding train_max_overlap), written next to ``train``."""
+    question_first; temporal grounding train_max_overlap; format: parquet for ``{split}.parquet``
+    files with the images embedded), written next to ``train``."""
     on_bad_sample: Literal["skip", "raise"] = "skip"
     """A sample whose media or solution is broken is skipped and counted (data/skipped), or raises."""
     shuffle: bool = True
@@ -91,6 +103,18 @@ class DataConfig:
     max_difficulty: [...], until: [steps]); ``difficulty_key``: dotted path of each sample's
     difficulty (default meta.difficulty); ``reward_key``: the metric AdaRFT follows (default
     reward/mean). See docs/algorithms.md."""
+    root: str | None = None
+    """Directory that relative ``train`` and ``heldout`` paths resolve against (synthetic data is
+    generated there). Unset: synthetic data (``synthetic`` set) lives under the cache root,
+    ``$MMRFT_CACHE`` (default ~/.cache/mmrft), so ``data/shapes_grounding/train.jsonl`` is
+    ``~/.cache/mmrft/data/shapes_grounding/train.jsonl``; your own files are read relative to the
+    current directory. ``root: .`` generates in the current directory."""
+
+    def __post_init__(self) -> None:
+        generated = self.synthetic is not None
+        self.train = resolve_data_path(self.train, self.root, generated)
+        if self.heldout:
+            self.heldout = resolve_data_path(self.heldout, self.root, generated)
 
 
 @dataclass
@@ -115,9 +139,11 @@ class GenerationConfig:
     vllm_server_url: str | None = None
     """Sample from a separate vLLM server at this URL instead of a colocated engine (images only;
     start it as the README says). Unset: colocated."""
-    vllm_is_cap: float = 2.0
-    """Truncated importance sampling: each token's loss is weighted by min(pi_train / pi_vllm, cap),
-    correcting for the two engines' different log-probs of the same tokens (0 turns it off)."""
+    is_cap: float = 2.0
+    """Truncated importance sampling (Yao et al. 2025): each token's loss is weighted by
+    min(pi_train / pi_sampler, cap), correcting for the sampler's (vLLM's, or the KV-cached HF
+    sampler's under reduced precision) different log-probs of the same tokens; the old policy of
+    the clipped ratio is the training forward's own. 0 turns it off."""
 
 
 @dataclass
@@ -272,6 +298,12 @@ class TrainConfig:
     numerics/skipped_updates); this many in a row stop the run, keeping the last good checkpoint."""
 
     def validate(self) -> None:
+        if self.model.dtype != "float32" and self.model.lora_rank == 0:
+            raise ConfigError(
+                f"model.dtype: AdamW on {self.model.dtype} weights rounds its updates away (an 8-bit mantissa keeps "
+                "none smaller than 1/256 of a weight); use dtype: float32 with autocast: bfloat16 (float32 master "
+                "weights, bfloat16 compute), or LoRA (model.lora_rank > 0) on the low-precision base"
+            )
         if self.stage == "grpo" and not self.rewards:
             raise ConfigError("rewards: a grpo stage needs at least one reward")
         if self.stage == "grpo" and self.generation.num_generations < 2:

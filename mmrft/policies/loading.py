@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -10,7 +9,9 @@ import huggingface_hub
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from mmrft.config.paths import cache_root
 from mmrft.policies.qwen_vl import QwenVLPolicy
+from mmrft.policies.shapes import SHAPE_PREFIX, parse_shape, shape_model_path
 from mmrft.policies.tiny import ARCHS, build_tiny_model
 from mmrft.rewards.coords import MODEL_COORD_CONVENTION
 
@@ -22,20 +23,22 @@ class ModelLoadError(RuntimeError):
     """A model reference that cannot be resolved; the message is one line naming it."""
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MMRFT_CACHE", Path.home() / ".cache" / "mmrft"))
-
-
 def resolve_model(reference: str) -> str:
-    """A path or hub id that ``from_pretrained`` accepts; ``tiny:<arch>`` is built on first use."""
+    """A path or hub id that ``from_pretrained`` accepts; ``tiny:<arch>`` and ``shape:NAME[/K]`` are built on first use."""
     if reference.startswith(TINY_PREFIX):
         arch = reference[len(TINY_PREFIX) :]
         if arch not in ARCHS:
             raise ModelLoadError(f"model '{reference}': unknown tiny architecture; known: {', '.join(ARCHS)}")
-        path = cache_dir() / f"tiny-{arch}-v{TINY_VERSION}"
+        path = cache_root() / "models" / f"tiny-{arch}-v{TINY_VERSION}"
         if not (path / "config.json").is_file():
             build_tiny_model(arch, path, seed=0)
         return str(path)
+    if reference.startswith(SHAPE_PREFIX):  # a real architecture's shape, random weights (mmrft.policies.shapes)
+        try:
+            parse_shape(reference[len(SHAPE_PREFIX) :])
+        except ValueError as err:
+            raise ModelLoadError(f"model '{reference}': {err}") from None
+        return str(shape_model_path(reference[len(SHAPE_PREFIX) :]))
     return reference
 
 

@@ -11,7 +11,7 @@ by qwen-vl-utils and the same decoded video frames, so box coordinates mean the 
 
 Log-probs are vLLM's *processed* log-probs (after temperature), which is what the HF sampler
 records; the two engines still differ numerically, which the trainer corrects with truncated
-importance sampling (``generation.vllm_is_cap``).
+importance sampling (``generation.is_cap``).
 """
 
 from __future__ import annotations

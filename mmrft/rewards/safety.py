@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import numbers
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -168,6 +169,10 @@ _WORKERS: dict[Callable[..., Any], _Worker] = {}
 
 def _serve(fn: Callable[..., Any], conn: Any) -> None:
     """The worker's loop: until the trainer closes the pipe, call `fn` and send back (ok, result or error)."""
+    # Forked from a trainer whose SIGTERM handler finishes a step: the worker must instead die when
+    # multiprocessing terminates it at exit, and leave Ctrl-C to the trainer, which kills it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             completions, columns = conn.recv()

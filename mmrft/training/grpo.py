@@ -21,7 +21,6 @@ from mmrft.algorithms.losses import (
     LOSS_AGGREGATIONS,
     clipped_surrogate,
     entropy_bonus_coef,
-    token_mean,
     truncated_is_weights,
 )
 from mmrft.policies.inputs import PromptBatch, select_prompts
@@ -29,6 +28,7 @@ from mmrft.policies.loading import load_model_and_processor, resolve_model
 from mmrft.policies.qwen_vl import Rollout
 from mmrft.rewards import call_components, call_reward, reward_spec
 from mmrft.training.batching import micro_batches, token_budget_batches
+from mmrft.training.sinks import prompt_image
 from mmrft.training.targets import target_ids
 from mmrft.training.trainer import Trainer
 
@@ -50,8 +50,11 @@ def score_completions(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], dict]:
     """Score completions with ``rewards`` ([(RewardConfig, RewardSpec)]).
 
-    Returns the weighted total and the weighted task reward per completion (NaN where none
-    applies), each reward's values by name, and metrics (means, error counts, components).
+    Returns the weighted total and the weighted task reward per completion, each reward's values
+    by name, and metrics (means, error counts, components). A completion is *unscored* (NaN in
+    both totals: left out of its group's statistics and of the loss) when no task reward gave it
+    a number — a task reward failed on it or none applies — or, where no reward is a task reward,
+    when no reward did; ``reward/unscored`` counts them.
     """
     columns = reward_columns(samples, batch, rollout, convention)
     n = len(rollout)
@@ -74,30 +77,34 @@ def score_completions(
             finite = [v for v in part_values if v is not None]
             metrics[f"reward/{name}/{part}"] = sum(finite) / len(finite) if finite else float("nan")
         values_by_name[name] = values
-    total[~applicable] = float("nan")
+    unscored = ~task_applicable if any(config.task for config, _ in rewards) else ~applicable
+    total[unscored] = float("nan")
     task[~task_applicable] = float("nan")
+    metrics["reward/unscored"] = int(unscored.sum())
     return total, task, values_by_name, metrics
 
 
 @dataclass
-class Scored:
-    """Prompts of one generation round with their completions and rewards (row i continues prompt_index[i])."""
+class ScoredRollouts:
+    """Prompts of one generation round with their completions, rewards and (once trained on) the
+    training forward's log-probs (row i continues prompt_index[i])."""
 
     samples: list[dict]
     batch: PromptBatch
     rollout: Rollout
-    rewards: torch.Tensor  # (N,) weighted total; NaN where no reward applies
+    rewards: torch.Tensor  # (N,) weighted total; NaN where the completion is unscored
     task_rewards: torch.Tensor  # (N,) weighted sum of the task rewards alone
     components: dict[str, torch.Tensor]
     ref_logprobs: torch.Tensor | None = None  # (N, T) under the frozen reference, when beta > 0
-    is_weights: torch.Tensor | None = None  # (N, T) truncated importance weights of vLLM rollouts
+    old_logprobs: torch.Tensor | None = None  # (N, T) the training forward's at the first update (detached)
+    is_weights: torch.Tensor | None = None  # (N, T) truncated importance weights pi_train / pi_sampler
     advantages: torch.Tensor | None = field(default=None, repr=False)
 
-    def select(self, prompts: list[int]) -> Scored:
+    def select(self, prompts: list[int]) -> ScoredRollouts:
         rows = self.rollout.rows_of(prompts)
         rollout = self.rollout.select(prompts)
         width = rollout.completion_ids.shape[1]
-        return Scored(
+        return ScoredRollouts(
             samples=[self.samples[p] for p in prompts],
             batch=select_prompts(self.batch, prompts),
             rollout=rollout,
@@ -105,6 +112,7 @@ class Scored:
             task_rewards=self.task_rewards[rows],
             components={k: v[rows] for k, v in self.components.items()},
             ref_logprobs=None if self.ref_logprobs is None else self.ref_logprobs[rows, :width],
+            old_logprobs=None if self.old_logprobs is None else self.old_logprobs[rows, :width],
             is_weights=None if self.is_weights is None else self.is_weights[rows, :width],
             advantages=None if self.advantages is None else self.advantages[rows],
         )
@@ -142,10 +150,11 @@ class GRPOTrainer(Trainer):
         self.aggregate = LOSS_AGGREGATIONS.get(algo.loss_aggregation)
         self.kl_estimator = KL_ESTIMATORS.get(algo.kl_estimator)
         self.entropy_coef = algo.entropy_coef
-        self.replay: list[tuple[float, Scored]] = []  # (task-reward std, one group); not checkpointed
+        self.replay: list[tuple[float, ScoredRollouts]] = []  # (task-reward std, one group); not checkpointed
         self.ref_model = None
         if algo.beta > 0:  # the reference is loaded only when its KL term is on
-            self.ref_model, _ = load_model_and_processor(config.model.name_or_path, config.model.dtype)
+            # frozen, so in the compute dtype when there is one: no master copy to keep
+            self.ref_model, _ = load_model_and_processor(config.model.name_or_path, config.model.autocast or config.model.dtype)
             self.ref_model.requires_grad_(False).eval().to(self.processes.device)
         self.vllm = None
         gen = config.generation
@@ -163,7 +172,7 @@ class GRPOTrainer(Trainer):
                 )
 
     # -- collect ----------------------------------------------------------------------------
-    def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[Scored, dict]:
+    def generate_and_score(self, samples: list[dict], timings: dict) -> tuple[ScoredRollouts, dict]:
         gen, policy = self.config.generation, self.policy
         t_prepare = time.perf_counter()
         batch = policy.prompts(samples, keep_parts=self.vllm is not None)
@@ -182,33 +191,26 @@ class GRPOTrainer(Trainer):
         )
         timings["generate_s"] += t1 - t0
         timings["reward_s"] += time.perf_counter() - t1
-        ref = None
+        scored = ScoredRollouts(samples, batch, rollout, rewards, task, components)
         if self.ref_model is not None:
-            with torch.no_grad():
-                ref, _ = policy.token_logprobs(
-                    batch, rollout.prompt_index, rollout.completion_ids, rollout.completion_mask, gen.temperature, model=self.ref_model
-                )
-        is_weights = None
-        if self.vllm is not None:
-            is_weights, is_metrics = self.correct_engine_mismatch(batch, rollout)
-            metrics.update(is_metrics)
-        return Scored(samples, batch, rollout, rewards, task, components, ref, is_weights), metrics
+            scored.ref_logprobs = self.reference_logprobs(scored)
+        return scored, metrics
 
-    def correct_engine_mismatch(self, batch: PromptBatch, rollout: Rollout) -> tuple[torch.Tensor | None, dict]:
-        """vLLM rollouts: the old log-probs become the training engine's own (one no-grad forward),
-        and each token gets its truncated importance weight min(pi_train / pi_vllm, cap)."""
-        gen = self.config.generation
-        mask = rollout.completion_mask
+    def reference_logprobs(self, part: ScoredRollouts) -> torch.Tensor:
+        """(N, T) log-probs under the frozen reference model, in the training pass's micro-batches."""
+        out = torch.zeros_like(part.rollout.logprobs)
         with torch.no_grad():
-            old, _ = self.policy.token_logprobs(batch, rollout.prompt_index, rollout.completion_ids, mask, gen.temperature)
-        weights = truncated_is_weights(old, rollout.logprobs, mask, gen.vllm_is_cap) if gen.vllm_is_cap > 0 else None
-        metrics = {"vllm/logprob_abs_diff": token_mean((old - rollout.logprobs).abs(), mask).item()}
-        if weights is not None:
-            metrics["vllm/is_weight_mean"] = token_mean(weights, mask).item()
-        rollout.logprobs = old * mask
-        return weights, metrics
+            for prompts in self.micro_batches(part):
+                sub = part.select(prompts)
+                r = sub.rollout
+                logprobs, _ = self.policy.token_logprobs(
+                    sub.batch, r.prompt_index, r.completion_ids, r.completion_mask, self.config.generation.temperature,
+                    model=self.ref_model,
+                )
+                out[part.rollout.rows_of(prompts), : logprobs.shape[1]] = logprobs
+        return out
 
-    def collect(self, samples: list[dict], timings: dict) -> tuple[list[Scored], list[Scored], dict]:
+    def collect(self, samples: list[dict], timings: dict) -> tuple[list[ScoredRollouts], list[ScoredRollouts], dict]:
         """(groups to train on, everything generated, sampling metrics)."""
         algo = self.config.algorithm
         want, generated, kept, metrics = len(samples), [], [], {}
@@ -234,7 +236,7 @@ class GRPOTrainer(Trainer):
         return kept, generated, metrics
 
     # -- advantages ---------------------------------------------------------------------------
-    def assign_advantages(self, parts: list[Scored]) -> None:
+    def assign_advantages(self, parts: list[ScoredRollouts]) -> None:
         """Advantages over all parts of all processes at once (batch-level estimators see the
         whole global batch; a group lives in one process)."""
         algo = self.config.algorithm
@@ -260,7 +262,7 @@ class GRPOTrainer(Trainer):
         for part, adv in zip(parts, mine.split([len(p.rollout) for p in parts]), strict=True):
             part.advantages = adv
 
-    def remember(self, parts: list[Scored]) -> None:
+    def remember(self, parts: list[ScoredRollouts]) -> None:
         """Keep the highest task-reward-variance groups of this step for replay."""
         algo = self.config.algorithm
         for part in parts:
@@ -273,13 +275,18 @@ class GRPOTrainer(Trainer):
         del self.replay[algo.replay_buffer :]
 
     # -- update -------------------------------------------------------------------------------
-    def loss_mask(self, part: Scored) -> torch.Tensor:
+    def loss_mask(self, part: ScoredRollouts) -> torch.Tensor:
+        """(N, T) tokens that enter the loss: completion tokens of scored completions in groups
+        with at least two scored members (and not truncated, under mask_truncated)."""
         mask = part.rollout.completion_mask.float()
         if self.config.algorithm.mask_truncated:
             mask = mask * (~part.rollout.truncated).float().unsqueeze(1)
-        return mask
+        scored = ~part.rewards.isnan()
+        index = part.rollout.prompt_index
+        scored_in_group = torch.zeros(int(index.max()) + 1 if len(index) else 0).index_add_(0, index, scored.float())
+        return mask * (scored & (scored_in_group[index] >= 2)).float().unsqueeze(1)
 
-    def micro_batches(self, part: Scored) -> list[list[int]]:
+    def micro_batches(self, part: ScoredRollouts) -> list[list[int]]:
         """The prompts of each training micro-batch of ``part``: optim.grad_accum equal parts, or
         packed by length within optim.micro_batch_tokens."""
         budget = self.config.optim.micro_batch_tokens
@@ -292,7 +299,7 @@ class GRPOTrainer(Trainer):
         return token_budget_batches(lengths, [len(r) for r in rows], budget)
 
     @staticmethod
-    def idle_part(generated: list[Scored]) -> Scored:
+    def idle_part(generated: list[ScoredRollouts]) -> ScoredRollouts:
         """For a process left with nothing to train (all its groups filtered) while others train:
         one generated group with zero advantages, updated with weight 0 so that the process still
         takes part in the gradient reduction."""
@@ -300,7 +307,7 @@ class GRPOTrainer(Trainer):
         part.advantages = torch.zeros(len(part.rollout))
         return part
 
-    def update(self, parts: list[Scored], weight: float = 1.0) -> dict:
+    def update(self, parts: list[ScoredRollouts], weight: float = 1.0) -> dict:
         """One optimizer step over ``parts`` (gradient accumulation over their micro-batches).
 
         Losses are normalised by the token and sequence counts of all processes. ``weight`` 0
@@ -309,11 +316,16 @@ class GRPOTrainer(Trainer):
         """
         cfg, algo, gen, policy = self.config, self.config.algorithm, self.config.generation, self.policy
         world = self.processes.world
+        masks = [self.loss_mask(p) for p in parts]
         num_tokens, num_sequences = self.processes.sum(
-            weight * sum(self.loss_mask(p).sum().item() for p in parts), weight * sum(len(p.rollout) for p in parts)
+            weight * sum(m.sum().item() for m in masks), weight * sum((m.sum(1) > 0).sum().item() for m in masks)
         )
         mu = sft_coef_at(self.step, algo.sft_coef, algo.sft_coef_end, algo.sft_decay_steps)
-        sums = {"loss": 0.0, "entropy": 0.0, "clipped": 0.0, "kl": 0.0, "sft_loss": 0.0}
+        sums = {"loss": 0.0, "entropy": 0.0, "clipped": 0.0, "kl": 0.0, "sft_loss": 0.0, "sampler_diff": 0.0, "is_weight": 0.0}
+        first_tokens = 0.0  # tokens whose old log-probs this update records
+        fresh = {j for j, part in enumerate(parts) if part.old_logprobs is None}  # parts at their first update
+        for j in fresh:
+            parts[j].old_logprobs = torch.zeros_like(parts[j].rollout.logprobs)
         if mu > 0:  # expert answers, tokenised once per update
             targets = [target_ids(policy, p.samples, p.batch) for p in parts]
             sft_tokens = sum(mask.sum().item() for _, mask in targets)
@@ -323,18 +335,24 @@ class GRPOTrainer(Trainer):
             with self.processes.no_sync(sync=k == len(micro) - 1):
                 sub = part.select(prompts)
                 r, m = sub.rollout, self.loss_mask(sub)
-                logprobs, entropy = policy.token_logprobs(sub.batch, r.prompt_index, r.completion_ids, r.completion_mask, gen.temperature)
-                # Old log-probs are the generating policy's, recorded at sampling time: on the first
-                # update they equal these (ratio 1, no extra forward); later ones are off-policy.
+                logprobs, entropy = policy.token_logprobs(
+                    sub.batch, r.prompt_index, r.completion_ids, r.completion_mask, gen.temperature,
+                    entropy_grad=self.entropy_coef > 0,
+                )
+                if j in fresh:
+                    self.record_old_logprobs(part, sub, prompts, logprobs.detach(), sums)
+                    first_tokens += weight * r.completion_mask.sum().item()
+                # Old log-probs are this forward's own at a group's first update (ratio exactly 1, in
+                # any precision, as in TRL), kept for its later updates (PPO epochs, replay).
                 per_token, clipped = clipped_surrogate(
-                    logprobs, r.logprobs, sub.advantages, algo.epsilon_low, algo.epsilon_high, algo.dual_clip
+                    logprobs, sub.old_logprobs, sub.advantages, algo.epsilon_low, algo.epsilon_high, algo.dual_clip
                 )
                 if sub.ref_logprobs is not None:
                     kl = self.kl_estimator(logprobs, sub.ref_logprobs)
                     if algo.kl_in == "loss":
                         per_token = per_token + algo.beta * kl
                     sums["kl"] += weight * (kl.detach() * m).sum().item()
-                if sub.is_weights is not None:  # sampled by another engine (vLLM): truncated IS
+                if sub.is_weights is not None:  # truncated IS: the sampler's distribution is not the trainer's
                     per_token = per_token * sub.is_weights
                 loss = self.aggregate(per_token, m, num_tokens=num_tokens, num_sequences=num_sequences, max_tokens=gen.max_new_tokens)
                 if self.entropy_coef > 0:
@@ -354,6 +372,7 @@ class GRPOTrainer(Trainer):
                 sums["entropy"] += weight * (entropy.detach() * m).sum().item()
                 sums["clipped"] += weight * (clipped.float() * m).sum().item()
         sums = dict(zip(sums, self.processes.sum(*sums.values())))
+        (first_tokens,) = self.processes.sum(first_tokens)
         grad_norm = self.optimizer_step()
         if self.vllm is not None:
             self.vllm.mark_updated()
@@ -368,10 +387,28 @@ class GRPOTrainer(Trainer):
             metrics["kl"] = sums["kl"] / max(num_tokens, 1)
         if mu > 0:
             metrics["sft/coef"], metrics["sft/loss"] = mu, sums["sft_loss"]
-        self.entropy_coef = entropy_bonus_coef(
-            self.entropy_coef, metrics["entropy"], algo.entropy_target, algo.entropy_coef_step, algo.entropy_coef_max
-        )
+        if first_tokens:
+            metrics["sampler/logprob_abs_diff"] = sums["sampler_diff"] / first_tokens
+            if gen.is_cap > 0:
+                metrics["sampler/is_weight_mean"] = sums["is_weight"] / first_tokens
         return metrics
+
+    def record_old_logprobs(self, part: ScoredRollouts, sub: ScoredRollouts, prompts: list[int], old: torch.Tensor, sums: dict) -> None:
+        """A micro-batch's first update: keep its training log-probs as the old policy's (in ``part``
+        for later updates, in ``sub`` for this one), measure them against the sampler's and, with
+        generation.is_cap, weight its tokens by min(pi_train / pi_sampler, cap)."""
+        gen, mask = self.config.generation, sub.rollout.completion_mask
+        rows, width = part.rollout.rows_of(prompts), old.shape[1]
+        part.old_logprobs[rows, :width] = old
+        sub.old_logprobs = old
+        sums["sampler_diff"] += ((old - sub.rollout.logprobs).abs() * mask).sum().item()
+        if gen.is_cap > 0:
+            weights = truncated_is_weights(old, sub.rollout.logprobs, mask, gen.is_cap)
+            if part.is_weights is None:
+                part.is_weights = torch.ones_like(part.rollout.logprobs)
+            part.is_weights[rows, :width] = weights
+            sub.is_weights = weights
+            sums["is_weight"] += (weights * mask).sum().item()
 
     def train_step(self, samples: list[dict]) -> dict:
         algo, policy = self.config.algorithm, self.policy
@@ -390,6 +427,9 @@ class GRPOTrainer(Trainer):
             trained, weight = (trained, 1.0) if trained else ([self.idle_part(generated)], 0.0)
             for _ in range(algo.num_iterations):
                 update_metrics = self.update(trained, weight)
+            self.entropy_coef = entropy_bonus_coef(  # once a step, like every schedule
+                self.entropy_coef, update_metrics["entropy"], algo.entropy_target, algo.entropy_coef_step, algo.entropy_coef_max
+            )
         timings["update_s"] = time.perf_counter() - t0
         metrics.update(update_metrics)
         metrics.update(self.generation_metrics(generated))
@@ -407,7 +447,7 @@ class GRPOTrainer(Trainer):
         return metrics
 
     # -- logging ------------------------------------------------------------------------------
-    def generation_metrics(self, generated: list[Scored]) -> dict:
+    def generation_metrics(self, generated: list[ScoredRollouts]) -> dict:
         """Reward and length statistics over every completion generated this step."""
         rewards = torch.cat([g.rewards for g in generated])
         valid = ~rewards.isnan()
@@ -427,12 +467,13 @@ class GRPOTrainer(Trainer):
             metrics[f"reward/{name}/mean"] = values[ok].mean().item() if ok.any() else float("nan")
         return metrics
 
-    def log_rollouts(self, parts: list[Scored]) -> None:
+    def log_rollouts(self, parts: list[ScoredRollouts]) -> None:
         """Append this step's completions of every process to rollouts.jsonl (collective)."""
         rows = [
             {
                 "step": self.step + 1,
                 "prompt_id": part.batch.sample_ids[p],
+                "image": prompt_image(part.samples[p]),
                 "completion": part.rollout.texts[i],
                 "reward": part.rewards[i].item(),
                 **{f"reward/{n}": v[i].item() for n, v in part.components.items()},

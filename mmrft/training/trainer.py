@@ -16,14 +16,13 @@ import resource
 import signal
 import threading
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from mmrft.config import ConfigError, TrainConfig
-from mmrft.data.jsonl import JsonlDataset
+from mmrft.data.sources import open_config_data
 from mmrft.data.synthetic import SPEC_FILE, full_spec, write_synthetic
 from mmrft.eval.evaluate import evaluate
 from mmrft.policies.loading import load_model_and_processor, load_policy
@@ -56,8 +55,9 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is KiB on Linux
 
 
-def lr_factor(schedule: str, warmup: int, total: int, step: int) -> float:
-    """The lr multiplier of optimizer step `step` (0-based): linear warmup to 1, then `schedule`."""
+def lr_factor(schedule: str, warmup: int, total: int, step: float) -> float:
+    """The lr multiplier of training step `step` (0-based; fractional when a time budget runs the
+    schedule ahead): linear warmup to 1, then `schedule`."""
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -106,9 +106,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         prepare_data(config, write=self.processes.is_main)
         self.processes.barrier()
-        for key, path in (("data.train", config.data.train), ("data.heldout", config.data.heldout)):
-            if path and not Path(path).is_file():
-                raise ConfigError(f"{key}: no such file: {path}")
+        self.dataset, self.heldout = open_config_data(config.data)  # before the model: a data error fails fast
         self.run = RunDir(config.output_dir, config, config.report_to, write=self.processes.is_main, resume=resume)
         self.policy = load_policy(config.model, config.video)
         self.model = self.policy.model.to(self.processes.device)
@@ -125,17 +123,12 @@ class Trainer:
             processes.shard_model(self.model)
         elif processes.world > 1 and processes.zero_stage is None:
             self.policy.training_forward = processes.wrap(TrainingForward(self.policy))
-        self.dataset = JsonlDataset(config.data.train)
-        self.heldout = JsonlDataset(config.data.heldout) if config.data.heldout else None
         self.stream = make_stream(self.dataset, config.seed, config.data)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = config.optim
         self.optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
         if processes.zero_stage is not None:  # DeepSpeed now owns the optimizer step (the schedule stays ours)
             self.policy.training_forward = processes.prepare_engine(TrainingForward(self.policy), self.optimizer, opt.max_grad_norm)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, partial(lr_factor, opt.lr_schedule, max(opt.warmup_steps, 0), config.max_steps)
-        )
         self.generator = torch.Generator(self.processes.device).manual_seed(config.seed + self.processes.rank)  # sampling
         self.step = 0
         self.elapsed = 0.0  # training wall time, carried across resumes
@@ -144,17 +137,37 @@ class Trainer:
         self.stop_signal: str | None = None
         if resume:
             self._restore()
+        self.apply_schedule()
+
+    # -- the schedule -----------------------------------------------------------------------
+    def schedule_progress(self) -> float:
+        """Training steps done, as the schedule counts them: under a time budget (max_minutes),
+        the larger of the steps done and the budget's spent share of max_steps, so a slow machine
+        still completes the schedule when its time runs out."""
+        cfg = self.config
+        progress = float(self.step)
+        if cfg.max_minutes is not None:
+            progress = max(progress, self.elapsed / (cfg.max_minutes * 60) * cfg.max_steps)
+        return min(progress, float(cfg.max_steps))
+
+    def apply_schedule(self) -> None:
+        """Set the lr of the next step. Schedules count training steps, never optimizer updates
+        (a step with num_iterations updates advances them once)."""
+        opt = self.config.optim
+        factor = lr_factor(opt.lr_schedule, max(opt.warmup_steps, 0), self.config.max_steps, self.schedule_progress())
+        for group in self.optimizer.param_groups:
+            group["lr"] = opt.lr * factor
 
     # -- one optimizer step; stages implement this ------------------------------------------
     def train_step(self, samples: list[dict]) -> dict:
         raise NotImplementedError
 
     def optimizer_step(self) -> float:
-        """Clip, step, schedule; returns the pre-clip gradient norm.
+        """Clip and step; returns the pre-clip gradient norm.
 
         A non-finite gradient norm (from a NaN or inf loss or gradient) skips the update: the
-        gradients are dropped, the weights, optimizer and schedule stay as they were, and the
-        step is counted in ``numerics/skipped_updates``.
+        gradients are dropped, the weights and optimizer stay as they were, and the step is
+        counted in ``numerics/skipped_updates``.
         """
         if self.processes.engine is not None:  # DeepSpeed clips, steps (or skips) and clears the gradients
             norm, applied = self.processes.engine_step()
@@ -167,9 +180,7 @@ class Trainer:
             if applied:
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        if applied:
-            self.scheduler.step()
-        else:
+        if not applied:
             self.skipped_updates += 1
         return norm
 
@@ -183,7 +194,6 @@ class Trainer:
             "step": self.step,
             "elapsed": self.elapsed,
             "optimizer": optimizer,
-            "scheduler": self.scheduler.state_dict(),
             "stream": self.stream.state_dict(),
             "processes": randomness,
         }
@@ -200,7 +210,7 @@ class Trainer:
         if self.processes.is_main:
             path = save_checkpoint(
                 self.run.checkpoints, self.step, self.model, self.policy.processor, state, self.config.keep_last,
-                peft=self.policy.peft, state_dict=weights, started=engine,
+                peft=self.policy.peft, state_dict=weights, started=engine, card=self.run.model_card(self.step),
             )
         self.processes.barrier()
         return path
@@ -233,7 +243,6 @@ class Trainer:
         else:
             saved, _ = load_model_and_processor(str(latest), self.config.model.dtype)
             self.processes.load_full_state(self.model, self.optimizer, saved.state_dict(), state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
         set_rng_state(randomness[self.processes.rank]["rng"])
         self.generator.set_state(randomness[self.processes.rank]["generator"])
@@ -284,6 +293,7 @@ class Trainer:
         previous = {}
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
             previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        ended_by = "steps"
         try:
             while self.step < cfg.max_steps:
                 # one reduction a step: has any process been signalled, or run out of time?
@@ -291,17 +301,20 @@ class Trainer:
                     float(self.stop_signal is not None), float(cfg.max_minutes is not None and self.elapsed >= cfg.max_minutes * 60)
                 )
                 if signalled:
+                    ended_by = "signal"
                     break
                 if out_of_time:
                     log.info("max_minutes reached after %d steps", self.step)
+                    ended_by = "time"
                     break
                 self._one_step(bar)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             bar.close()
+            self.run.close()
         final = self.save()
-        summary = {"start": before, "final": None, "final_checkpoint": str(final), "steps": self.step}
+        summary = {"start": before, "final": None, "final_checkpoint": str(final), "steps": self.step, "ended_by": ended_by}
         if self.processes.any(self.stop_signal is not None):
             summary["stopped_by"] = self.stop_signal or "a signal to another training process"
             log.warning(
@@ -312,6 +325,7 @@ class Trainer:
         if cfg.eval_before_after and self.heldout is not None:
             summary["final"] = self.evaluate_heldout("final")
             self.run.write_json("summary.json", summary)
+            self.run.update_model_card(final, self.step, "final")
         return summary
 
     def _request_stop(self, signum, frame) -> None:
@@ -329,12 +343,13 @@ class Trainer:
         metrics = self.processes.reduce_metrics(self.train_step(samples))
         self.step += 1
         self.stream.observe(self.step, metrics)
-        step_time = time.perf_counter() - t0
+        (step_time,) = self.processes.sum((time.perf_counter() - t0) / self.processes.world)  # one clock for all
         self.elapsed += step_time
+        self.apply_schedule()
         metrics = {
             "step": self.step,
             **metrics,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": self.optimizer.param_groups[0]["lr"],  # the next step's
             "data/skipped": sum(self.stream.skipped.values()),
             "numerics/skipped_updates": self.skipped_updates,
             "mem/peak_gb": peak_memory_gb(),

@@ -15,7 +15,7 @@ from mmrft.config import ConfigError
 from mmrft.data.jsonl import JsonlDataset
 from mmrft.policies.vllm_engine import place_image_features, require_vllm, rollout_from_outputs, training_weights, vllm_requests
 from mmrft.training import GRPOTrainer
-from mmrft.training.grpo import Scored
+from mmrft.training.grpo import ScoredRollouts
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 HAVE_GPU = torch.cuda.is_available()
@@ -151,8 +151,8 @@ def test_truncated_importance_weights():
     assert not w.requires_grad
 
 
-def test_engine_mismatch_correction_takes_the_training_engines_old_logprobs(tiny_model_dir, grounding_data, tmp_path):
-    """What the trainer does with a vLLM rollout, on a rollout whose recorded log-probs are off by a known amount."""
+def test_sampler_mismatch_correction_takes_the_training_engines_old_logprobs(tiny_model_dir, grounding_data, tmp_path):
+    """What the trainer does with another engine's rollout, on a rollout whose recorded log-probs are off by a known amount."""
     trainer = GRPOTrainer(_config(tiny_model_dir, grounding_data, tmp_path))
     policy = trainer.policy
     samples = [JsonlDataset(grounding_data.train)[i] for i in range(2)]
@@ -161,11 +161,15 @@ def test_engine_mismatch_correction_takes_the_training_engines_old_logprobs(tiny
     exact = rollout.logprobs.clone()
     mask = rollout.completion_mask
     rollout.logprobs = (exact - 0.3 * torch.rand_like(exact)) * mask  # the other engine is less sure
-    weights, metrics = trainer.correct_engine_mismatch(batch, rollout)
-    assert torch.allclose(rollout.logprobs, exact, atol=1e-5)  # old log-probs: the training engine's
+    part = ScoredRollouts(samples, batch, rollout, torch.arange(8.0), torch.arange(8.0), {})
+    trainer.assign_advantages([part])
+    metrics = trainer.update([part])
+    assert torch.allclose(part.old_logprobs, exact, atol=1e-5)  # old log-probs: the training engine's
+    assert torch.equal(part.rollout.logprobs, rollout.logprobs)  # the sampler's are kept, to measure
+    weights = part.is_weights
     assert (weights[mask.bool()] >= 1.0 - 1e-5).all() and (weights <= 2.0).all()
-    assert 0 < metrics["vllm/logprob_abs_diff"] < 0.3 and metrics["vllm/is_weight_mean"] > 1.0
-    part = Scored(samples, batch, rollout, torch.zeros(8), torch.zeros(8), {}, is_weights=weights)
+    assert 0 < metrics["sampler/logprob_abs_diff"] < 0.3 and metrics["sampler/is_weight_mean"] > 1.0
+    assert metrics["clip_frac"] == 0.0  # ratio 1 against the training forward's own log-probs
     assert torch.equal(part.select([1]).is_weights, weights[4:])
 
 
@@ -204,4 +208,4 @@ def test_vllm_greedy_matches_hf_and_grpo_runs_on_it(tiny_model_dir, grounding_da
     assert agree >= 3, (engine.texts, hf.texts)
     trainer.train()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(0.5 < r["vllm/is_weight_mean"] <= 2.0 for r in rows)
+    assert len(rows) == 2 and all(0.5 < r["sampler/is_weight_mean"] <= 2.0 for r in rows)

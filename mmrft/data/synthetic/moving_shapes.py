@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from mmrft.data.synthetic.shapes import COLOURS, NOISE, NOISE_BLOCK, SHAPES, shape_mask
@@ -128,6 +127,10 @@ def render_frames(movers: list[Mover], rng: np.random.Generator, width: int, hei
 
 def write_mp4(frames: np.ndarray, path: Path, fps: int = FPS) -> None:
     """H.264 (PyAV's bundled libx264), near-lossless, yuv420p: readable by decord, torchcodec and PyAV."""
+    try:
+        import av  # the video extra: an image-only install never writes clips
+    except ImportError:
+        raise ImportError("writing synthetic video clips needs PyAV: pip install 'mmrft[video]'") from None
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
