@@ -16,7 +16,7 @@ def test_training_goes_on_past_a_reward_that_hangs_every_call(tmp_path, make_tra
     # this test fails after 20 s instead of hanging
     path.write_text("import time\n\ndef forever(completions, **columns):\n    time.sleep(5)\n    return [1.0] * len(completions)\n")
     hangs = f"{path}:forever"
-    config = make_train_config(tmp_path / "run", rewards=[{"name": length_reward}, {"name": hangs}], max_steps=4)
+    config = make_train_config(tmp_path / "run", rewards=[{"name": length_reward, "timeout_s": 60}, {"name": hangs}], max_steps=4)
     GRPOTrainer(config).train()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
