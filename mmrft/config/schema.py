@@ -153,10 +153,13 @@ class RewardConfig:
     weight: float = 1.0
     """Weight of this reward in the total reward."""
     on_error: Literal["none", "zero", "raise"] = "none"
-    """A completion whose reward raises, hangs or returns a non-number scores None (left out of its
-    group's normalisation) or 0; either way reward/<name>/errors counts it. raise: stop (debugging)."""
+    """A completion whose reward raises, hangs or returns a non-number scores None or 0; either way
+    reward/<name>/errors counts it. A completion no task reward scored is left out of its group's
+    statistics and of the loss (reward/unscored). raise: stop (debugging)."""
     timeout_s: float | None = None
-    """Per-call time limit of this reward; a call that runs past it fails under on_error."""
+    """Per-call time limit of this reward; a call that runs past it fails under on_error. A reward
+    with a limit runs in a worker process that is killed and replaced when a call hangs. Unset:
+    mmrft's own rewards run in the training process without one, plugins get 60 s."""
     task: bool = True
     """Counts as task reward for filter_zero_variance and dynamic sampling; set false for format
     or shaping rewards, whose variance says nothing about whether the group can teach the task."""

@@ -82,3 +82,17 @@ def test_the_first_update_has_ratio_one_under_bfloat16_autocast(tmp_path, make_t
     assert metrics["clip_frac"] == 0.0
     assert 0.01 < metrics["sampler/logprob_abs_diff"] < 0.05  # the mismatch is measured
     assert "sampler/is_weight_mean" not in metrics  # is_cap 0: not corrected
+
+
+@pytest.mark.parametrize("name", ["qwen2_5_vl_3b_grounding_gpu.yaml", "qwen2_5_vl_7b_grounding_lora_gpu.yaml"])
+def test_gpu_config_headers_state_the_estimated_peak(name):
+    """The memory a GPU config's header states is what the estimator gives for it (on a CUDA device)."""
+    import re
+
+    from mmrft.training.memory import estimate_memory
+
+    path = ROOT / "configs" / name
+    stated = float(re.search(r"# Memory: about (\d+) GB at its peak", path.read_text()).group(1))
+    assert "ESTIMATED" in path.read_text()  # until a GPU measures it
+    peak = estimate_memory(load_train_config(path), "cuda")["peak"] / 1e9
+    assert abs(peak - stated) <= 1.0, f"{name}: header says {stated:g} GB, the estimate is {peak:.1f} GB"
