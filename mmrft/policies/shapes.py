@@ -42,6 +42,7 @@ class Shape:
     deepstack_blocks: tuple[int, ...] = ()  # Qwen3-VL blocks whose features feed the decoder
     num_position_embeddings: int = 2304  # Qwen3-VL learned vision positions (a perfect square)
     head_dim: int = 128
+    max_positions: int = 32768  # the text model's max_position_embeddings
 
     def scaled(self, k: int) -> Shape:
         """The shape K times smaller: heads, KV heads, intermediate sizes and vision heads divided by
@@ -152,7 +153,7 @@ def model_config(shape: Shape, token_ids: dict[str, int] | None = None):
         num_hidden_layers=shape.layers,
         num_attention_heads=shape.heads,
         num_key_value_heads=shape.kv_heads,
-        max_position_embeddings=32768,
+        max_position_embeddings=shape.max_positions,
         rope_parameters=rope,
         tie_word_embeddings=shape.tied,
         bos_token_id=ids["<|endoftext|>"],

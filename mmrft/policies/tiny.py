@@ -135,63 +135,34 @@ class TinySize:
 
 def tiny_model_config(arch: str, size: TinySize, tokenizer: Qwen2Tokenizer):
     """The transformers config of a tiny ``arch`` model of ``size`` for ``tokenizer`` (special-token ids, M-RoPE sections)."""
-    spec = ARCHS[arch]
+    from mmrft.policies.shapes import Shape, model_config
+
     head_dim = size.hidden // size.heads
     # M-RoPE sections (temporal, height, width) must sum to head_dim / 2.
     spatial = 3 * head_dim // 16
-    mrope = [head_dim // 2 - 2 * spatial, spatial, spatial]
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
-        max_position_embeddings=4096,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
+    shape = Shape(
+        arch=arch,
+        hidden=size.hidden,
+        intermediate=size.intermediate,
+        layers=size.layers,
+        heads=size.heads,
+        kv_heads=size.kv_heads,
+        vocab=len(tokenizer),
+        tied=False,
+        rope_theta=10000.0,
+        mrope_section=(head_dim // 2 - 2 * spatial, spatial, spatial),
+        vision_depth=size.vision_layers,
+        vision_hidden=size.vision_hidden,
+        vision_heads=size.vision_heads,
+        vision_intermediate=2 * size.vision_hidden,
+        patch_size=ARCHS[arch].patch_size,
+        fullatt_blocks=(size.vision_layers - 1,),
+        deepstack_blocks=(0,),
+        num_position_embeddings=64,
+        head_dim=head_dim,
+        max_positions=4096,
     )
-    vision = dict(
-        depth=size.vision_layers,
-        num_heads=size.vision_heads,
-        patch_size=spec.patch_size,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        initializer_range=0.02,
-    )
-    if arch == "qwen2_vl":
-        vision.update(embed_dim=size.vision_hidden, hidden_size=size.hidden, mlp_ratio=2)
-    elif arch == "qwen2_5_vl":
-        vision.update(
-            hidden_size=size.vision_hidden,
-            intermediate_size=2 * size.vision_hidden,
-            out_hidden_size=size.hidden,
-            window_size=112,
-            fullatt_block_indexes=[size.vision_layers - 1],
-        )
-    else:
-        text.update(head_dim=head_dim)
-        text["rope_parameters"]["mrope_interleaved"] = True
-        vision.update(
-            hidden_size=size.vision_hidden,
-            intermediate_size=2 * size.vision_hidden,
-            out_hidden_size=size.hidden,
-            num_position_embeddings=64,
-            deepstack_visual_indexes=[0],
-        )
-    config_cls = getattr(transformers, spec.config_cls)
-    return config_cls(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
+    return model_config(shape, {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS})
 
 
 def build_processor(arch: str, tokenizer: Qwen2Tokenizer, image_tokens_side: int):
