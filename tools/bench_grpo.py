@@ -134,8 +134,8 @@ class UnsharedPolicy(QwenVLPolicy):
     def _encode(self, batch: PromptBatch, prompt_rows: list[int], model=None):
         return super()._encode(one_visual_per_row(batch, prompt_rows), list(range(len(prompt_rows))), model)
 
-    def _shared_prefix_logits(self, *args):
-        return self._full_logits(*args)  # the training forward runs the prompt again for every completion
+    def _shared_prefix_scores(self, *args):
+        return self._full_scores(*args)  # the training forward runs the prompt again for every completion
 
 
 def force_full_length(policy: QwenVLPolicy) -> None:
