@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -63,7 +64,8 @@ def test_faulty_rewards_are_contained_and_counted(tmp_path, make_train_config, l
         assert row[f"reward/{broken_rewards}:not_a_list/errors"] == completions
         assert row[f"reward/{broken_rewards}:not_a_list/mean"] == 0.0  # on_error zero
         assert row[f"reward/{length_reward}/errors"] == 0
-        assert row["loss"] == row["loss"]  # finite: the run trained on the working reward
+        assert math.isfinite(row["loss"]) and math.isfinite(row["grad_norm"])  # the run trained on the working reward
+        assert row["reward/unscored"] == 0  # the length reward, a task reward, scored every completion
 
 
 def test_on_error_raise_stops_with_the_reward_named(tmp_path, make_train_config, broken_rewards):
