@@ -417,8 +417,6 @@ class GRPOTrainer(Trainer):
         parts, generated, metrics = self.collect(samples, timings)
         generate_encodes = policy.vision_encodes
         replayed = [group for _, group in self.replay[: algo.replay_groups]]
-        if algo.replay_groups:
-            self.remember(parts)
         trained = parts + replayed
         update_metrics = {}
         t0 = time.perf_counter()
@@ -430,6 +428,8 @@ class GRPOTrainer(Trainer):
             self.entropy_coef = entropy_bonus_coef(  # once a step, like every schedule
                 self.entropy_coef, update_metrics["entropy"], algo.entropy_target, algo.entropy_coef_step, algo.entropy_coef_max
             )
+        if algo.replay_groups:  # after the update: a kept group carries its old log-probs, so replay stays off-policy-corrected
+            self.remember(parts)
         timings["update_s"] = time.perf_counter() - t0
         metrics.update(update_metrics)
         metrics.update(self.generation_metrics(generated))

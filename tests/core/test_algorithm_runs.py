@@ -117,6 +117,11 @@ def test_replay_mixes_earlier_high_variance_groups(tmp_path, make_train_config, 
     assert [r["replay/groups"] for r in metrics_of(tmp_path)] == [0, 2, 2]
     stds = [std for std, _ in trainer.replay]
     assert stds == sorted(stds, reverse=True) and len(stds) == 6
+    # kept with the old log-probs of their first update: a replayed group's ratio is against the
+    # policy that generated it, not the replaying one
+    for _, group in trainer.replay:
+        mask = group.rollout.completion_mask.bool()
+        assert group.old_logprobs is not None and (group.old_logprobs[mask] < 0).all()
 
 
 def test_entropy_bonus_with_target_controller(tmp_path, make_train_config, length_reward):
